@@ -244,4 +244,3 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
-

@@ -164,7 +164,7 @@ func DefaultConfig() *Config {
 	client := &Application{
 		ID: "a1b2c3d4-2222-4aaa-8bbb-000000000002", AppID: DefaultClientAppID, DisplayName: "entramcp client",
 		SignInAudience: "AzureADMyOrg", IsFallbackPublicClient: ptr(true),
-		PublicClient: RedirectSettings{RedirectURIs: []string{"http://localhost", "http://127.0.0.1", "https://vscode.dev/redirect"}},
+		PublicClient:           RedirectSettings{RedirectURIs: []string{"http://localhost", "http://127.0.0.1", "https://vscode.dev/redirect"}},
 		RequiredResourceAccess: []RequiredResourceAccess{{ResourceAppID: DefaultServerAppID, ResourceAccess: []ResourceAccess{{ID: serverScopeID, Type: "Scope"}}}},
 	}
 	vscode := &Application{
@@ -245,7 +245,7 @@ func defaultServiceMessages() []*ServiceMessage {
 			ID: x.id, Title: x.title, Category: x.category, Severity: x.severity, IsMajorChange: x.major,
 			Tags: x.tags, Services: x.services, StartDateTime: start, LastModifiedDateTime: mod,
 			EndDateTime: ptr(start.AddDate(0, 3, 0)), Details: []KeyValue{{Name: "ExternalLink", Value: "https://learn.microsoft.com/microsoft-365/"}},
-			Body: ItemBody{ContentType: "html", Content: fmt.Sprintf("<p>%s.</p><p>How this will affect your organization: sample message %d from the entramcp emulator.</p>", x.title, i+1)},
+			Body:      ItemBody{ContentType: "html", Content: fmt.Sprintf("<p>%s.</p><p>How this will affect your organization: sample message %d from the entramcp emulator.</p>", x.title, i+1)},
 			ViewPoint: json.RawMessage(`null`),
 		}
 		if x.action {

@@ -5,17 +5,17 @@ import "strings"
 // Info is what `entramcp dev` and `entramcp emulator` write to dev.json: everything a script or
 // test needs to talk to the emulator. Its JSON names are a stable contract (see DESIGN.md).
 type Info struct {
-	EmulatorURL     string            `json:"emulator_url"`
-	CAFile          string            `json:"ca_file"`
-	TenantID        string            `json:"tenant_id"`
-	TenantDomain    string            `json:"tenant_domain"`
-	Authority       string            `json:"authority"`
-	GraphURL        string            `json:"graph_url"`
-	MCPURL          string            `json:"mcp_url,omitempty"`
-	Apps            InfoApps          `json:"apps"`
-	Users           []InfoUser        `json:"users"`
-	AdminGroupID    string            `json:"admin_group_id,omitempty"`
-	ManagedIdentity *InfoMI           `json:"managed_identity,omitempty"`
+	EmulatorURL     string     `json:"emulator_url"`
+	CAFile          string     `json:"ca_file"`
+	TenantID        string     `json:"tenant_id"`
+	TenantDomain    string     `json:"tenant_domain"`
+	Authority       string     `json:"authority"`
+	GraphURL        string     `json:"graph_url"`
+	MCPURL          string     `json:"mcp_url,omitempty"`
+	Apps            InfoApps   `json:"apps"`
+	Users           []InfoUser `json:"users"`
+	AdminGroupID    string     `json:"admin_group_id,omitempty"`
+	ManagedIdentity *InfoMI    `json:"managed_identity,omitempty"`
 }
 
 // InfoApps names the dev server and client apps.
