@@ -97,16 +97,28 @@ func (em *Emulator) SetAutoApprove(on bool) {
 	em.dir.mu.Unlock()
 }
 
-// AddRedirectURI adds a web redirect URI to an app (for example the dev server's callback).
-func (em *Emulator) AddRedirectURI(app, uri string) error {
+// AddRedirectURI adds a redirect URI to an app on a platform: "web" (confidential, for example
+// the dev server's callback), "publicClient" or "spa".
+func (em *Emulator) AddRedirectURI(app, platform, uri string) error {
 	em.dir.mu.Lock()
 	defer em.dir.mu.Unlock()
 	a := em.dir.appByRef(app)
 	if a == nil {
 		return fmt.Errorf("unknown app %q", app)
 	}
-	if !slices.Contains(a.Web.RedirectURIs, uri) {
-		a.Web.RedirectURIs = append(a.Web.RedirectURIs, uri)
+	var list *[]string
+	switch platform {
+	case "web":
+		list = &a.Web.RedirectURIs
+	case "publicClient":
+		list = &a.PublicClient.RedirectURIs
+	case "spa":
+		list = &a.SPA.RedirectURIs
+	default:
+		return fmt.Errorf("unknown platform %q (want web, publicClient or spa)", platform)
+	}
+	if !slices.Contains(*list, uri) {
+		*list = append(*list, uri)
 	}
 	return nil
 }

@@ -168,6 +168,6 @@ func (em *Emulator) grantDevice(r *http.Request, form url.Values) (map[string]an
 		return nil, aad("authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
 	}
 	u := em.dir.userByID(snapshot.userID)
-	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: "publicClient", oidc: snapshot.scopes.oidc, mfa: true, authTime: snapshot.approvedAt}
+	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: "publicClient", oidc: snapshot.scopes.oidc, scopes: snapshot.scopes, mfa: true, authTime: snapshot.approvedAt}
 	return em.userTokens(ca, u, snapshot.scopes, rg, "", form)
 }

@@ -66,7 +66,7 @@ func (em *Emulator) grantOBO(r *http.Request, form url.Values) (map[string]any, 
 	if e != nil {
 		return nil, e
 	}
-	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: "web", oidc: sr.oidc, mfa: mfa, authTime: authTime}
+	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: "web", oidc: sr.oidc, scopes: sr, mfa: mfa, authTime: authTime}
 	return em.userTokens(ca, u, sr, rg, "", form)
 }
 

@@ -164,6 +164,11 @@ func (sr *scopeRequest) responseScope(granted []string) string {
 			out = append(out, sr.via+"/"+g)
 		}
 	}
+	if sr.isDefault {
+		// Entra echoes the .default scope after the expanded list; MSAL treats a requested
+		// scope missing from the response as declined.
+		out = append(out, sr.via+"/.default")
+	}
 	for _, o := range sr.oidc {
 		if o != "offline_access" && sr.implicit {
 			out = append(out, o)

@@ -31,6 +31,7 @@ type refreshGrant struct {
 	userID   string
 	platform string
 	oidc     []string
+	scopes   *scopeRequest // what a refresh without a scope parameter renews
 	mfa      bool
 	authTime time.Time
 	issued   time.Time
@@ -161,18 +162,23 @@ func (em *Emulator) grantCode(r *http.Request, form url.Values) (map[string]any,
 	if ac.challenge != "" && !pkceMatches(ac.challenge, ac.method, form.Get("code_verifier")) {
 		return nil, aad("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge supplied in the authorization request.")
 	}
-	if strings.TrimSpace(form.Get("scope")) == "" {
-		return nil, aad("invalid_request", 28003, "Provided value for the input parameter scope cannot be empty when requesting an access token using the provided authorization code. Please specify a valid scope.")
-	}
-	sr, e := em.dir.parseScopes(form.Get("scope"))
-	if e != nil {
-		return nil, e
+	// scope is optional here (x/oauth2 omits it): the authorized scopes apply. A scope
+	// parameter that is present but blank is AADSTS28003.
+	sr := ac.scopes
+	if _, present := form["scope"]; present {
+		if strings.TrimSpace(form.Get("scope")) == "" {
+			return nil, aad("invalid_request", 28003, "Provided value for the input parameter scope cannot be empty when requesting an access token using the provided authorization code. Please specify a valid scope.")
+		}
+		var e *aadError
+		if sr, e = em.dir.parseScopes(form.Get("scope")); e != nil {
+			return nil, e
+		}
 	}
 	u := em.dir.userByID(ac.userID)
 	if u == nil {
 		return nil, aad("invalid_grant", 50034, "The user account does not exist in the %s directory.", em.dir.tenant.Domain)
 	}
-	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: ac.platform, oidc: ac.scopes.oidc, mfa: ac.mfa, authTime: ac.authTime}
+	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: ac.platform, oidc: ac.scopes.oidc, scopes: sr, mfa: ac.mfa, authTime: ac.authTime}
 	return em.userTokens(ca, u, sr, rg, ac.nonce, form)
 }
 
@@ -287,11 +293,14 @@ func (em *Emulator) grantRefresh(r *http.Request, form url.Values) (map[string]a
 	case rg.platform == "spa" && r.Header.Get("Origin") == "":
 		return nil, aad("invalid_request", 9002327, "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.")
 	}
-	sr, e := em.dir.parseScopes(form.Get("scope"))
-	if e != nil {
-		return nil, e
+	sr := rg.scopes
+	if strings.TrimSpace(form.Get("scope")) != "" || sr == nil {
+		if sr, e = em.dir.parseScopes(form.Get("scope")); e != nil {
+			return nil, e
+		}
 	}
 	next := *rg
+	next.scopes = sr
 	if rg.platform == "spa" {
 		next.expires = rg.expires // SPA refresh tokens do not extend their 24-hour life
 	}
@@ -309,11 +318,18 @@ func (em *Emulator) grantClientCredentials(r *http.Request, form url.Values) (ma
 	if e != nil {
 		return nil, e
 	}
-	scope := strings.TrimSpace(form.Get("scope"))
-	if scope == "" {
+	// MSAL appends "openid offline_access profile" to every request; Entra ignores them here.
+	var resourceScopes []string
+	for _, f := range strings.Fields(form.Get("scope")) {
+		if !isOIDCScope(f) {
+			resourceScopes = append(resourceScopes, f)
+		}
+	}
+	scope := strings.Join(resourceScopes, " ")
+	if strings.TrimSpace(form.Get("scope")) == "" {
 		return nil, aad("invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
 	}
-	if len(strings.Fields(scope)) != 1 || !strings.HasSuffix(scope, "/.default") {
+	if len(resourceScopes) != 1 || !strings.HasSuffix(scope, "/.default") {
 		return nil, aad("invalid_scope", 1002012, "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", truncate(scope, 200))
 	}
 	sr, e := em.dir.parseScopes(scope)
@@ -369,7 +385,7 @@ func (em *Emulator) grantPassword(r *http.Request, form url.Values) (map[string]
 	if hasCred {
 		platform = "web"
 	}
-	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: platform, oidc: sr.oidc, authTime: em.now()}
+	rg := &refreshGrant{clientID: ca.app.AppID, userID: u.ID, platform: platform, oidc: sr.oidc, scopes: sr, authTime: em.now()}
 	return em.userTokens(ca, u, sr, rg, "", form)
 }
 
