@@ -165,7 +165,10 @@ func DefaultConfig() *Config {
 		ID: "a1b2c3d4-2222-4aaa-8bbb-000000000002", AppID: DefaultClientAppID, DisplayName: "entramcp client",
 		SignInAudience: "AzureADMyOrg", IsFallbackPublicClient: ptr(true),
 		PublicClient:           RedirectSettings{RedirectURIs: []string{"http://localhost", "http://127.0.0.1", "https://vscode.dev/redirect"}},
-		RequiredResourceAccess: []RequiredResourceAccess{{ResourceAppID: DefaultServerAppID, ResourceAccess: []ResourceAccess{{ID: serverScopeID, Type: "Scope"}}}},
+		RequiredResourceAccess: []RequiredResourceAccess{
+			{ResourceAppID: DefaultServerAppID, ResourceAccess: []ResourceAccess{{ID: serverScopeID, Type: "Scope"}}},
+			{ResourceAppID: GraphAppID, ResourceAccess: []ResourceAccess{{ID: "e1fe6dd8-ba31-4d61-89e7-88639da4683d", Type: "Scope"}}},
+		},
 	}
 	vscode := &Application{
 		ID: "a1b2c3d4-3333-4aaa-8bbb-000000000003", AppID: VSCodeAppID, DisplayName: "Visual Studio Code",
@@ -205,6 +208,7 @@ func DefaultConfig() *Config {
 		Consents: []ConsentConfig{
 			{Client: DefaultServerAppID, Resource: GraphAppID, Scope: "User.Read GroupMember.Read.All ServiceMessage.Read.All offline_access openid profile"},
 			{Client: DefaultClientAppID, Resource: DefaultServerAppID, Scope: DefaultServerScope},
+			{Client: DefaultClientAppID, Resource: GraphAppID, Scope: "User.Read offline_access openid profile"},
 		},
 		RoleAssignments: []RoleAssignmentConfig{{Resource: DefaultServerAppID, Roles: []string{"MCP.Admin"}, User: "alice"}},
 		ManagedIdentities: []*ManagedIdentity{{

@@ -2,6 +2,7 @@ package emulator_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -175,3 +176,7 @@ func wantAAD(t testing.TB, status int, body map[string]any, wantStatus int, want
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func sha256Bytes(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
