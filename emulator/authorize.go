@@ -298,7 +298,7 @@ func (em *Emulator) recordUserConsent(client, resource *Application, u *User, sc
 
 // The SSO cookie names the signed-in user; it is HMAC-signed with a key derived from the CA key.
 func (em *Emulator) ssoMAC(v string) string {
-	m := hmac.New(sha256.New, em.ca.key.D.Bytes())
+	m := hmac.New(sha256.New, em.macKey)
 	m.Write([]byte("sso\x00" + v))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -168,20 +167,16 @@ func signingKeyFrom(key *rsa.PrivateKey) (*signingKey, error) {
 	return &signingKey{key: key, cert: cert, kid: thumbprintSHA1(cert.Raw)}, nil
 }
 
-// loadOrCreateSigningKey keeps the token-signing key across restarts of `entramcp dev`, so tokens
-// issued before a restart still verify after it.
+// loadOrCreateSigningKey keeps the token-signing key and its certificate across restarts of
+// `entramcp dev`, so the kid stays the same and tokens issued before a restart still verify.
 func loadOrCreateSigningKey(dir string) (*signingKey, error) {
 	if dir == "" {
 		return newSigningKey()
 	}
 	path := filepath.Join(dir, "signing-key.pem")
 	if data, err := os.ReadFile(path); err == nil {
-		if block, _ := pem.Decode(data); block != nil {
-			if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
-				if rk, ok := k.(*rsa.PrivateKey); ok {
-					return signingKeyFrom(rk)
-				}
-			}
+		if sk := parseSigningKey(data); sk != nil {
+			return sk, nil
 		}
 	}
 	sk, err := newSigningKey()
@@ -192,10 +187,34 @@ func loadOrCreateSigningKey(dir string) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sk.cert.Raw})...)
+	if err := writeFileAtomic(path, data, 0o600); err != nil {
 		return nil, err
 	}
 	return sk, nil
+}
+
+func parseSigningKey(data []byte) *signingKey {
+	var sk signingKey
+	for {
+		var block *pem.Block
+		if block, data = pem.Decode(data); block == nil {
+			break
+		}
+		switch block.Type {
+		case "PRIVATE KEY":
+			if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+				sk.key, _ = k.(*rsa.PrivateKey)
+			}
+		case "CERTIFICATE":
+			sk.cert, _ = x509.ParseCertificate(block.Bytes)
+		}
+	}
+	if sk.key == nil || sk.cert == nil || !sk.key.PublicKey.Equal(sk.cert.PublicKey) {
+		return nil
+	}
+	sk.kid = thumbprintSHA1(sk.cert.Raw)
+	return &sk
 }
 
 func (k *signingKey) jwk(issuer string) map[string]any {
@@ -210,8 +229,6 @@ func (k *signingKey) jwk(issuer string) map[string]any {
 		"issuer": issuer,
 	}
 }
-
-func (k *signingKey) public() crypto.PublicKey { return &k.key.PublicKey }
 
 // thumbprintSHA1 is the x5t form: base64url without padding of the certificate's SHA-1 digest.
 func thumbprintSHA1(der []byte) string {

@@ -164,7 +164,7 @@ func DefaultConfig() *Config {
 	client := &Application{
 		ID: "a1b2c3d4-2222-4aaa-8bbb-000000000002", AppID: DefaultClientAppID, DisplayName: "entramcp client",
 		SignInAudience: "AzureADMyOrg", IsFallbackPublicClient: ptr(true),
-		PublicClient:           RedirectSettings{RedirectURIs: []string{"http://localhost", "http://127.0.0.1", "https://vscode.dev/redirect"}},
+		PublicClient: RedirectSettings{RedirectURIs: []string{"http://localhost", "http://127.0.0.1", "https://vscode.dev/redirect"}},
 		RequiredResourceAccess: []RequiredResourceAccess{
 			{ResourceAppID: DefaultServerAppID, ResourceAccess: []ResourceAccess{{ID: serverScopeID, Type: "Scope"}}},
 			{ResourceAppID: GraphAppID, ResourceAccess: []ResourceAccess{{ID: "e1fe6dd8-ba31-4d61-89e7-88639da4683d", Type: "Scope"}}},

@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -46,6 +48,7 @@ type Emulator struct {
 	tempDir  string
 	caFile   string
 	secrets  map[string]string // generated client secrets by appId (dev.json shows them)
+	macKey   []byte            // HMAC key for the SSO cookie and the identity header, from the CA key
 
 	keyMu     sync.RWMutex
 	signing   *signingKey
@@ -125,6 +128,13 @@ func (em *Emulator) prepareKeys() error {
 	var err error
 	if em.ca, err = loadOrCreateCA(em.stateDir); err != nil {
 		return fmt.Errorf("emulator CA: %w", err)
+	}
+	raw, err := em.ca.key.Bytes()
+	if err != nil {
+		return err
+	}
+	if em.macKey, err = hkdf.Key(sha256.New, raw, nil, "entramcp emulator mac", 32); err != nil {
+		return err
 	}
 	em.caFile = filepath.Join(em.stateDir, "ca.pem")
 	if err := writeFileAtomic(em.caFile, em.ca.certPEM, 0o644); err != nil {

@@ -185,7 +185,7 @@ func TestGraphAppRegistration(t *testing.T) {
 	if status != 200 || len(secret) < 30 {
 		t.Fatalf("addPassword: %d %v", status, pw)
 	}
-	if status, got = graphGet(t, em, admin, "/v1.0/applications/"+id); strings.Contains(toJSON(got), secret) {
+	if _, got = graphGet(t, em, admin, "/v1.0/applications/"+id); strings.Contains(toJSON(got), secret) {
 		t.Fatal("GET application returned the secret text")
 	}
 	// No service principal yet: a token for the new API fails with 500011, then works.
@@ -204,7 +204,7 @@ func TestGraphAppRegistration(t *testing.T) {
 		t.Fatalf("second SP: %d, want 409", status)
 	}
 	// Admin consent for Graph scopes: created once, a duplicate is a conflict, PATCH merges.
-	status, graphSPs := graphGet(t, em, admin, "/v1.0/servicePrincipals?$filter="+url.QueryEscape("appId eq '"+emulator.GraphAppID+"'"))
+	_, graphSPs := graphGet(t, em, admin, "/v1.0/servicePrincipals?$filter="+url.QueryEscape("appId eq '"+emulator.GraphAppID+"'"))
 	graphSP := graphSPs["value"].([]any)[0].(map[string]any)["id"].(string)
 	grant := map[string]any{"clientId": sp["id"], "consentType": "AllPrincipals", "resourceId": graphSP, "scope": "User.Read"}
 	status, g := graphDo(t, em, http.MethodPost, admin, "/v1.0/oauth2PermissionGrants", grant)

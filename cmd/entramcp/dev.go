@@ -29,11 +29,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer em.Close()
 	info := em.Info()
-	path, err := writeDevJSON(filepath.Dir(em.CAFile()), info)
-	if err != nil {
+	// The banner goes out first: whoever waits for dev.json then finds it printed too.
+	path := filepath.Join(filepath.Dir(em.CAFile()), "dev.json")
+	printDevBanner(stdout, info, path)
+	if err := writeDevJSON(path, info); err != nil {
 		return err
 	}
-	printDevBanner(stdout, info, path)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "entramcp dev stopping")
 	return nil

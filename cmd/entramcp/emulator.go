@@ -78,17 +78,16 @@ func (f *emulatorFlags) start(listenFlag string, stderr io.Writer) (*emulator.Em
 
 // writeDevJSON writes DIR/dev.json (mode 0600: it holds dev secrets) once everything is ready,
 // so a script that waits for the file can use every URL in it at once.
-func writeDevJSON(dir string, info emulator.Info) (string, error) {
+func writeDevJSON(path string, info emulator.Info) error {
 	data, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
-		return "", err
+		return err
 	}
-	path := filepath.Join(dir, "dev.json")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return "", err
+		return err
 	}
-	return path, os.Rename(tmp, path)
+	return os.Rename(tmp, path)
 }
 
 const emulatorSummary = `Runs the local Entra ID + Microsoft Graph emulator over HTTPS on loopback, with a CA it
@@ -101,8 +100,14 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := cli.NewFlagSet("emulator", "entramcp emulator [--listen 127.0.0.1:PORT] [--state-dir DIR] [flags]", emulatorSummary, stderr)
 	var f emulatorFlags
 	f.register(fs, "listen")
+	printConfig := fs.Bool("print-config", false, "print the built-in tenant as a --config file and exit")
 	if err := cli.Parse(fs, args, false); err != nil {
 		return err
+	}
+	if *printConfig {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(emulator.DefaultConfig())
 	}
 	em, err := f.start("listen", stderr)
 	if err != nil {
@@ -110,12 +115,12 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer em.Close()
 	info := em.Info()
-	path, err := writeDevJSON(filepath.Dir(em.CAFile()), info)
-	if err != nil {
-		return err
-	}
+	path := filepath.Join(filepath.Dir(em.CAFile()), "dev.json")
 	fmt.Fprintf(stdout, "entramcp emulator ready\n  identity: %s (tenant %s)\n  graph:    %s\n  CA file:  %s\n  details:  %s\n",
 		info.EmulatorURL, info.TenantID, info.GraphURL, info.CAFile, path)
+	if err := writeDevJSON(path, info); err != nil {
+		return err
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "entramcp emulator stopping")
 	return nil

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/entramcp/entramcp/emulator"
+)
+
+var binary string
+
+// TestMain builds the real binary once: the CLI contract (flags, dev.json, signals, exit codes)
+// is what scripts rely on, so it is tested from the outside.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "entramcp-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "entramcp")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runCLI(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestExitCodesAndHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"version"}, 0, "entramcp "},
+		{[]string{"help"}, 0, "Commands:"},
+		{[]string{}, 2, "Commands:"},
+		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"emulator", "--help"}, 0, "dev.json"},
+		{[]string{"dev", "--help"}, 0, "--state-dir"},
+		{[]string{"emulator", "--no-such-flag"}, 2, "no-such-flag"},
+		{[]string{"emulator", "--listen", "0.0.0.0:0"}, 2, "loopback only"},
+		{[]string{"emulator", "--config", "/nonexistent.json"}, 2, "--config"},
+		{[]string{"emulator", "extra-arg"}, 2, "unexpected argument"},
+	}
+	for _, c := range cases {
+		out, errOut, code := runCLI(t, c.args...)
+		if code != c.code || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("entramcp %v: exit %d, output %q; want exit %d containing %q", c.args, code, out+errOut, c.code, c.want)
+		}
+	}
+	out, _, code := runCLI(t, "emulator", "--print-config")
+	var cfg emulator.Config
+	if code != 0 || json.Unmarshal([]byte(out), &cfg) != nil || len(cfg.Users) != 2 {
+		t.Errorf("--print-config: exit %d, %.200s", code, out)
+	}
+}
+
+// startCLI runs a long-lived subcommand and waits for its dev.json.
+func startCLI(t *testing.T, args ...string) (*exec.Cmd, emulator.Info, *syncBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	out := &syncBuffer{}
+	cmd := exec.Command(binary, append(args, "--state-dir", dir)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	path := filepath.Join(dir, "dev.json")
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		var info emulator.Info
+		if err := json.Unmarshal(data, &info); err != nil {
+			t.Fatalf("dev.json is not valid JSON when it appears: %v", err)
+		}
+		st, _ := os.Stat(path)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("dev.json mode %v, want 0600 (it holds dev secrets)", st.Mode().Perm())
+		}
+		return cmd, info, out
+	}
+	t.Fatalf("no dev.json after 30s; output:\n%s", out.String())
+	return nil, emulator.Info{}, nil
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func caClient(t *testing.T, caFile string) *http.Client {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("ca_file holds no certificate")
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+func stopCLI(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v, want a clean exit 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit within 10s of SIGTERM")
+	}
+}
+
+func TestEmulatorCommandContract(t *testing.T) {
+	cmd, info, _ := startCLI(t, "emulator", "--listen", "127.0.0.1:0")
+	if info.TenantID == "" || info.Authority == "" || info.GraphURL == "" || info.Apps.Server.ClientID == "" ||
+		info.Apps.Server.ClientSecret == "" || info.Apps.Client.ClientID == "" || len(info.Users) != 2 || info.Users[0].Name != "alice" || info.Users[1].Name != "bob" {
+		t.Fatalf("dev.json: %+v", info)
+	}
+	resp, err := caClient(t, info.CAFile).Get(info.Authority + "/v2.0/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatalf("discovery with ca_file: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("discovery: %d", resp.StatusCode)
+	}
+	stopCLI(t, cmd)
+}
+
+func TestDevCommand(t *testing.T) {
+	cmd, info, out := startCLI(t, "dev")
+	text := out.String()
+	for _, want := range []string{info.EmulatorURL, info.CAFile, "alice", "bob", "dev.json"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("dev banner lacks %q:\n%s", want, text)
+		}
+	}
+	stopCLI(t, cmd)
+}
