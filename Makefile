@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzTokenEndpoint -fuzztime 30s
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzAuthorize -fuzztime 30s
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzFilter -fuzztime 30s
+	$(GO) test ./emulator -run '^$$' -fuzz FuzzGraphQuery -fuzztime 30s
 
 ## build: a static binary in bin/
 build:

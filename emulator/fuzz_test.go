@@ -77,3 +77,38 @@ func FuzzAuthorize(f *testing.F) {
 		}
 	})
 }
+
+func FuzzGraphQuery(f *testing.F) {
+	em, err := Start(Options{StateDir: f.TempDir()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { em.Close() })
+	em.dir.mu.RLock()
+	alice := em.dir.userByHint("alice")
+	tok, _, err := em.mint(issue{client: em.dir.devServerApp(), clientAuth: "1", user: alice, resource: em.dir.graphApp, viaURI: GraphResourceURI,
+		scopes: []string{"User.Read", "GroupMember.Read.All", "ServiceMessage.Read.All"}})
+	em.dir.mu.RUnlock()
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := em.graphHandler()
+	for _, s := range []string{"/v1.0/admin/serviceAnnouncement/messages?$top=5&$skip=2&$orderby=title desc",
+		"/v1.0/me/transitiveMemberOf/microsoft.graph.group?$count=true&$filter=id eq 'x'", "/v1.0/me?$select=id,nope",
+		"/v1.0/admin/serviceAnnouncement/messages?$skiptoken=%%%", "/v1.0/applications(appId='x')"} {
+		f.Add(s, "eventual")
+	}
+	f.Fuzz(func(t *testing.T, target, consistency string) {
+		req, err := http.NewRequest(http.MethodGet, "https://graph.test"+target, nil)
+		if err != nil || !strings.HasPrefix(req.URL.Path, "/") {
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("ConsistencyLevel", consistency)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q", rec.Code, target)
+		}
+	})
+}
