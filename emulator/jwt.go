@@ -163,3 +163,10 @@ func claimInt(c map[string]any, k string) int64 {
 	}
 	return 0
 }
+
+// SignToken signs arbitrary claims with the tenant's current key, as a test control: attack
+// suites use it to build tokens that are validly signed but wrong in one claim. graphNonce adds
+// Graph's nonce header. It is part of the Go API only, never exposed over HTTP.
+func (em *Emulator) SignToken(claims map[string]any, graphNonce bool) (string, error) {
+	return em.sign(claims, false, graphNonce)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,15 +13,21 @@ import (
 )
 
 const devSummary = `Runs everything on this machine with embedded defaults: the Entra ID + Microsoft Graph
-emulator and, wired to it, the MCP server. State (CA, keys, secrets) lives in --state-dir, so a
-restart keeps the CA and tokens valid. When ready it writes STATE-DIR/dev.json (the same contract
-as 'entramcp emulator', plus mcp_url) and prints how to connect a client.`
+emulator and, wired to it, the MCP server (verify mode). State (CA, keys, secrets) lives in
+--state-dir, so a restart keeps the CA and tokens valid. When ready it writes
+STATE-DIR/dev.json (the same contract as 'entramcp emulator', plus mcp_url) and prints how to
+connect a client. The audit log goes to STATE-DIR/audit.log.`
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("dev", "entramcp dev [--listen 127.0.0.1:PORT] [--state-dir DIR] [flags]", devSummary, stderr)
 	var f emulatorFlags
 	f.register(fs, "emulator-listen")
+	listen := fs.String("listen", "127.0.0.1:8000", "address of the MCP server (port 0 picks a free port); loopback only")
+	stateless := fs.Bool("stateless", false, "stateless MCP sessions")
 	if err := cli.Parse(fs, args, false); err != nil {
+		return err
+	}
+	if err := requireLoopback("listen", *listen); err != nil {
 		return err
 	}
 	em, err := f.start("emulator-listen", stderr)
@@ -29,15 +36,37 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer em.Close()
 	info := em.Info()
-	// The banner goes out first: whoever waits for dev.json then finds it printed too.
-	path := filepath.Join(filepath.Dir(em.CAFile()), "dev.json")
-	printDevBanner(stdout, info, path)
-	if err := writeDevJSON(path, info); err != nil {
+	stateDir := filepath.Dir(em.CAFile())
+	auditFile, err := os.OpenFile(filepath.Join(stateDir, "audit.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	fmt.Fprintln(stdout, "entramcp dev stopping")
-	return nil
+	defer auditFile.Close()
+
+	set := serverSettings(func(string) string { return "" }) // dev ignores the environment: embedded defaults only
+	set.Resolve(nil)
+	set.Set("ENTRAMCP_LISTEN", *listen)
+	set.Set("ENTRA_TENANT_ID", info.TenantID)
+	set.Set("ENTRA_CLIENT_ID", info.Apps.Server.ClientID)
+	set.Set("ENTRA_CLIENT_SECRET", info.Apps.Server.ClientSecret)
+	set.Set("ENTRA_AUTHORITY_HOST", strings.TrimPrefix(info.EmulatorURL, "https://"))
+	set.Set("ENTRA_REQUIRED_SCOPES", strings.Join(info.Apps.Server.Scopes, ","))
+	set.Set("ENTRAMCP_CA_FILE", info.CAFile)
+	set.Set("ENTRAMCP_LOG_FORMAT", "text")
+	set.Set("ENTRAMCP_STATELESS", fmt.Sprint(*stateless))
+	logs := io.Discard
+	if f.verbose {
+		logs = stderr
+	}
+	return serveWith(ctx, set, auditFile, logs, func(mcpURL string) {
+		info.MCPURL = mcpURL
+		path := filepath.Join(stateDir, "dev.json")
+		// The banner goes out first: whoever waits for dev.json then finds it printed too.
+		printDevBanner(stdout, info, path)
+		if err := writeDevJSON(path, info); err != nil {
+			fmt.Fprintln(stderr, "entramcp dev: writing dev.json:", err)
+		}
+	})
 }
 
 func printDevBanner(w io.Writer, info emulator.Info, devJSON string) {
@@ -54,9 +83,15 @@ func printDevBanner(w io.Writer, info emulator.Info, devJSON string) {
 		fmt.Fprintf(&b, "  %-6s %-36s password %s\n", u.Name, u.UPN, u.Password)
 	}
 	fmt.Fprintf(&b, "\nApps: server (MCP API) %s, public client %s\n", info.Apps.Server.ClientID, info.Apps.Client.ClientID)
+	scope := info.Apps.Server.IdentifierURI + "/" + firstScope(info)
 	fmt.Fprintf(&b, "\nGet a user token from a script (password grant, test users only):\n")
-	fmt.Fprintf(&b, "  curl --cacert %s -d client_id=%s -d grant_type=password \\\n    -d username=alice -d password=%s \\\n    -d scope='%s/%s' %s/oauth2/v2.0/token\n",
-		info.CAFile, info.Apps.Client.ClientID, firstPassword(info), info.Apps.Server.IdentifierURI, firstScope(info), info.Authority)
+	fmt.Fprintf(&b, "  TOKEN=$(curl -s --cacert %s -d client_id=%s -d grant_type=password \\\n    -d username=alice -d password=%s -d scope='%s openid profile' \\\n    %s/oauth2/v2.0/token | jq -r .access_token)\n",
+		info.CAFile, info.Apps.Client.ClientID, firstPassword(info), scope, info.Authority)
+	if info.MCPURL != "" {
+		fmt.Fprintf(&b, "\nConnect an MCP client to %s with the header 'Authorization: Bearer $TOKEN', e.g.\n", info.MCPURL)
+		fmt.Fprintf(&b, "  npx @modelcontextprotocol/inspector --cli %s --transport http \\\n    --header \"Authorization: Bearer $TOKEN\" --method tools/call --tool-name whoami\n", info.MCPURL)
+		fmt.Fprintf(&b, "Clients that sign in themselves (VS Code, Azure CLI) use the tenant's authority %s/v2.0.\n", info.Authority)
+	}
 	fmt.Fprintf(&b, "\nEverything above, for scripts: %s\nPress Ctrl+C to stop.\n", devJSON)
 	fmt.Fprint(w, b.String())
 }

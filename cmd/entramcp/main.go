@@ -25,6 +25,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "run the MCP server that accepts Entra access tokens", runServe},
 		{"dev", "run the Entra emulator and the MCP server wired together, for local development", runDev},
 		{"emulator", "run only the local Entra ID + Microsoft Graph emulator", runEmulator},
 		{"version", "print the version", runVersion},

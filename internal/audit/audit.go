@@ -1,0 +1,95 @@
+// Package audit writes the audit log: one JSON line per authenticated MCP request and per
+// denial, keyed by tenant and object id. It never receives a token or secret, so it cannot
+// write one. Lines are buffered and flushed every 200 ms (and on Close) so auditing stays off
+// the request path's critical cost.
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// Event is one audit record.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Event    string    `json:"event"` // "mcp.request" or "auth.denied"
+	TenantID string    `json:"tid,omitempty"`
+	ObjectID string    `json:"oid,omitempty"`
+	AppID    string    `json:"app,omitempty"`
+	AppOnly  bool      `json:"app_only,omitempty"`
+	Method   string    `json:"method,omitempty"`
+	Tool     string    `json:"tool,omitempty"`
+	Outcome  string    `json:"outcome"`
+	Reason   string    `json:"reason,omitempty"`
+	Status   int       `json:"status,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Millis   float64   `json:"ms,omitempty"`
+}
+
+// Log is a buffered JSON-lines audit writer, safe for concurrent use.
+type Log struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	enc  *json.Encoder
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New starts a Log writing to w.
+func New(w io.Writer) *Log {
+	l := &Log{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	l.enc = json.NewEncoder(l.w)
+	go l.flusher()
+	return l
+}
+
+// Record writes one event.
+func (l *Log) Record(e Event) {
+	if l == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	l.mu.Lock()
+	_ = l.enc.Encode(e)
+	l.mu.Unlock()
+}
+
+func (l *Log) flusher() {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	defer close(l.done)
+	for {
+		select {
+		case <-t.C:
+			l.Flush()
+		case <-l.stop:
+			l.Flush()
+			return
+		}
+	}
+}
+
+// Flush writes buffered lines now.
+func (l *Log) Flush() {
+	l.mu.Lock()
+	_ = l.w.Flush()
+	l.mu.Unlock()
+}
+
+// Close flushes and stops the background flusher.
+func (l *Log) Close() {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}

@@ -1,0 +1,369 @@
+// Package server assembles the entramcp MCP server: token verification (entra), the MCP auth
+// layer (mcpauth), the go-sdk Streamable HTTP handler with the shipped tools, DNS-rebinding and
+// origin checks, health, readiness, metrics and the audit log. cmd/entramcp's serve and dev
+// commands build one from configuration.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/internal/audit"
+	"github.com/entramcp/entramcp/internal/metrics"
+	"github.com/entramcp/entramcp/mcpauth"
+	"github.com/entramcp/entramcp/tools"
+)
+
+// Config is the server's typed configuration (see cmd/entramcp serve for the names).
+type Config struct {
+	Listen         string
+	BaseURL        string // public base URL; the MCP endpoint is BaseURL + "/mcp"
+	Mode           string // "verify" (proxy mode arrives with the OAuth proxy)
+	TenantID       string
+	ClientID       string
+	IdentifierURI  string
+	RequiredScopes []string
+	AuthorityHost  string
+	AllowedTenants []string
+	AppRoles       []string
+	AcceptV1       bool
+	Leeway         time.Duration
+	Stateless      bool
+	CAFile         string
+	AllowedOrigins []string
+	MaxBodyBytes   int64
+	ResourceName   string
+	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
+	// what authentication costs; the command line has no way to set it.
+	AuthDisabled bool
+}
+
+// Server is a configured MCP server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	verifier *entra.Verifier
+	auth     *mcpauth.Auth
+	policy   *mcpauth.Policy
+	mcp      *mcp.Server
+	audit    *audit.Log
+	reg      *metrics.Registry
+	handler  http.Handler
+	mcpURL   string
+
+	requests     *metrics.CounterVec
+	authFailures *metrics.CounterVec
+	jwks         *metrics.CounterVec
+	latency      *metrics.Histogram
+}
+
+// Version is reported to MCP clients.
+var Version = "devel"
+
+// New validates cfg and builds the server. auditOut receives the audit log (os.Stdout when nil).
+func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if auditOut == nil {
+		auditOut = os.Stdout
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = "verify"
+	}
+	if cfg.Mode != "verify" {
+		return nil, &ConfigError{"ENTRAMCP_MODE", fmt.Sprintf("%q is not available in this build; use verify (the OAuth proxy mode is not implemented yet)", cfg.Mode)}
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	base, err := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" || base.RawQuery != "" || base.Fragment != "" {
+		return nil, &ConfigError{"ENTRAMCP_BASE_URL", fmt.Sprintf("%q must be an absolute http(s) URL such as https://mcp.contoso.com", cfg.BaseURL)}
+	}
+	s := &Server{cfg: cfg, log: log, reg: metrics.NewRegistry()}
+	s.mcpURL = base.String() + "/mcp"
+	s.requests = s.reg.NewCounterVec("entramcp_http_requests_total", "MCP endpoint requests by HTTP status.", "code")
+	s.authFailures = s.reg.NewCounterVec("entramcp_auth_failures_total", "Refused MCP requests by reason.", "reason")
+	s.jwks = s.reg.NewCounterVec("entramcp_jwks_refreshes_total", "Signing-key fetches by result.", "result")
+	s.latency = s.reg.NewHistogram("entramcp_request_duration_seconds", "MCP endpoint latency.", metrics.DefaultLatencyBuckets)
+
+	httpClient, err := outboundClient(cfg.CAFile)
+	if err != nil {
+		return nil, &ConfigError{"ENTRAMCP_CA_FILE", err.Error()}
+	}
+	var idURIs []string
+	if cfg.IdentifierURI != "" {
+		idURIs = []string{cfg.IdentifierURI}
+	}
+	s.verifier, err = entra.NewVerifier(entra.VerifierOptions{
+		AuthorityHost: cfg.AuthorityHost, TenantID: cfg.TenantID, AllowedTenants: cfg.AllowedTenants, ClientID: cfg.ClientID,
+		IdentifierURIs: idURIs, RequiredScopes: cfg.RequiredScopes, AppRoles: cfg.AppRoles, AcceptV1: cfg.AcceptV1,
+		Leeway: cfg.Leeway, HTTPClient: httpClient, Logger: log,
+		KeySet: entra.KeySetOptions{OnFetch: func(ok bool) {
+			if ok {
+				s.jwks.Inc("ok")
+			} else {
+				s.jwks.Inc("error")
+			}
+		}},
+	})
+	if err != nil {
+		return nil, &ConfigError{"", err.Error()}
+	}
+	s.audit = audit.New(auditOut)
+	scopes := entra.FullScopes(s.verifier.IdentifierURIs()[0], s.verifier.RequiredScopes())
+	s.auth, err = mcpauth.New(mcpauth.Options{
+		Verifier: s.verifier, ResourceURL: s.mcpURL, AuthorizationServers: []string{s.verifier.Authority()},
+		Scopes: scopes, ResourceName: cfg.ResourceName, Leeway: cfg.Leeway, OnDenied: s.onDenied,
+	})
+	if err != nil {
+		return nil, &ConfigError{"ENTRAMCP_BASE_URL", err.Error()}
+	}
+	s.policy = mcpauth.NewPolicy(nil, s.onAudit)
+	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "entramcp", Title: "entramcp", Version: Version}, &mcp.ServerOptions{
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+		Instructions: "Tools run as the signed-in Microsoft Entra user.",
+	})
+	tools.AddWhoAmI(s.mcp)
+	s.mcp.AddReceivingMiddleware(s.policy.Middleware())
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ConfigError names the setting that is wrong.
+type ConfigError struct{ Setting, Msg string }
+
+func (e *ConfigError) Error() string {
+	if e.Setting == "" {
+		return "configuration: " + e.Msg
+	}
+	return "configuration: " + e.Setting + ": " + e.Msg
+}
+
+// outboundClient is the HTTP client for Entra (and later Graph): the system roots plus an
+// optional extra CA (the emulator's).
+func outboundClient(caFile string) (*http.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: t, Timeout: 15 * time.Second}, nil
+}
+
+// MCPURL is the public URL of the MCP endpoint.
+func (s *Server) MCPURL() string { return s.mcpURL }
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// MCPServer is the go-sdk server, for adding tools.
+func (s *Server) MCPServer() *mcp.Server { return s.mcp }
+
+// Policy holds the tool requirements.
+func (s *Server) Policy() *mcpauth.Policy { return s.policy }
+
+// Verifier is the token verifier.
+func (s *Server) Verifier() *entra.Verifier { return s.verifier }
+
+// Metrics is the registry served at /metrics.
+func (s *Server) Metrics() *metrics.Registry { return s.reg }
+
+// Start loads Entra's signing keys. When Entra is unreachable the server still starts, answers
+// 503 on /readyz and on the MCP endpoint, and keeps trying in the background.
+func (s *Server) Start(ctx context.Context) {
+	if s.cfg.AuthDisabled {
+		return
+	}
+	if err := s.verifier.Start(ctx); err != nil {
+		s.log.Warn("Entra is not reachable yet; retrying in the background", "authority", s.verifier.Authority(), "err", err)
+	}
+}
+
+// Serve runs the HTTP server on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.audit.Close()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	s.audit.Close()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return srv.Close()
+	}
+	return err
+}
+
+// FlushAudit writes buffered audit lines now.
+func (s *Server) FlushAudit() { s.audit.Flush() }
+
+// Close flushes the audit log (for servers driven through Handler in tests).
+func (s *Server) Close() { s.audit.Close() }
+
+func (s *Server) onDenied(r *http.Request, reason string, status int) {
+	s.authFailures.Inc(reason)
+	s.audit.Record(audit.Event{Event: "auth.denied", Outcome: "denied", Reason: reason, Status: status, Remote: remoteIP(r)})
+}
+
+func (s *Server) onAudit(_ context.Context, e mcpauth.AuditEvent) {
+	s.audit.Record(audit.Event{Event: "mcp.request", TenantID: e.Identity.TenantID, ObjectID: e.Identity.ObjectID, AppID: e.Identity.ClientAppID,
+		AppOnly: e.Identity.AppOnly, Method: e.Method, Tool: e.Tool, Outcome: e.Outcome, Millis: float64(e.Duration.Microseconds()) / 1000})
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.cfg.AuthDisabled || s.verifier.Ready() {
+			io.WriteString(w, "ready\n")
+			return
+		}
+		http.Error(w, "not ready: Entra signing keys are not loaded yet", http.StatusServiceUnavailable)
+	})
+	mux.Handle("GET /metrics", s.reg.Handler())
+	s.auth.Mount(mux)
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp }, &mcp.StreamableHTTPOptions{
+		Stateless: s.cfg.Stateless, MaxRequestBodyBytes: s.cfg.MaxBodyBytes, SessionTimeout: 30 * time.Minute,
+	})
+	var h http.Handler = streamable
+	if !s.cfg.AuthDisabled {
+		h = s.auth.Require(s.policy.StepUp(s.auth, s.cfg.MaxBodyBytes)(streamable))
+	}
+	mux.Handle("/mcp", s.guardHTTP(h))
+	return mux
+}
+
+// guardHTTP applies DNS-rebinding (Host) and Origin checks and body limits to the MCP endpoint,
+// and records status and latency.
+func (s *Server) guardHTTP(next http.Handler) http.Handler {
+	base, _ := url.Parse(s.mcpURL)
+	hosts := []string{strings.ToLower(base.Host)}
+	if base.Port() == "" {
+		hosts = append(hosts, strings.ToLower(base.Hostname())+":"+map[string]string{"https": "443", "http": "80"}[base.Scheme])
+	}
+	if h, p, err := net.SplitHostPort(s.cfg.Listen); err == nil && isLoopback(h) && p != "0" {
+		hosts = append(hosts, "127.0.0.1:"+p, "localhost:"+p, "[::1]:"+p)
+	}
+	origins := append([]string{base.Scheme + "://" + base.Host}, s.cfg.AllowedOrigins...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			s.requests.Inc(statusCode(sw.status))
+			s.latency.Observe(time.Since(start).Seconds())
+		}()
+		if !slices.Contains(hosts, strings.ToLower(r.Host)) && !s.hostIsListener(r.Host) {
+			writeJSONError(sw, http.StatusForbidden, "invalid_host", "the Host header does not name this server (DNS rebinding protection); set ENTRAMCP_BASE_URL to the URL clients use")
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && !slices.Contains(origins, strings.TrimSuffix(o, "/")) {
+			writeJSONError(sw, http.StatusForbidden, "invalid_origin", "requests from this Origin are not allowed; add it to ENTRAMCP_ALLOWED_ORIGINS")
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			writeJSONError(sw, http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than ENTRAMCP_MAX_BODY_BYTES")
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// hostIsListener accepts the actual loopback address when the server was started on port 0.
+func (s *Server) hostIsListener(host string) bool {
+	h, p, err := net.SplitHostPort(s.cfg.Listen)
+	if err != nil || p != "0" || !isLoopback(h) {
+		return false
+	}
+	hh, _, err := net.SplitHostPort(host)
+	return err == nil && isLoopback(strings.Trim(hh, "[]"))
+}
+
+func isLoopback(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func statusCode(code int) string {
+	switch code {
+	case 200, 202, 204, 400, 401, 403, 404, 405, 406, 413, 415, 500, 503:
+		return fmt.Sprint(code)
+	}
+	return fmt.Sprintf("%dxx", code/100)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"error\":%q,\"error_description\":%q}\n", code, desc)
+}
+
+// statusWriter records the status and passes flushes through for streamed (SSE) responses.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

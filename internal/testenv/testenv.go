@@ -1,0 +1,160 @@
+// Package testenv starts the pieces integration tests share: an emulator and an entramcp
+// server wired to it, on loopback, torn down with the test.
+package testenv
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/server"
+)
+
+// Env is a running emulator and server.
+type Env struct {
+	Emulator *emulator.Emulator
+	Server   *server.Server
+	MCPURL   string
+	audit    *lockedBuilder
+	cancel   context.CancelFunc
+}
+
+// AuditLog returns what the server's audit log has written so far.
+func (e *Env) AuditLog() string {
+	e.Server.FlushAudit()
+	e.audit.mu.Lock()
+	defer e.audit.mu.Unlock()
+	return e.audit.String()
+}
+
+// Options tweak the environment.
+type Options struct {
+	// Config changes the emulator's tenant before it starts.
+	Config func(*emulator.Config)
+	// Server changes the server configuration before it is built.
+	Server func(*server.Config)
+	// Before runs after the server is built and before it serves (add tools, policies).
+	Before func(*server.Server)
+}
+
+
+// Start runs an emulator and a server for the test.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	cfg := emulator.DefaultConfig()
+	if o.Config != nil {
+		o.Config(cfg)
+	}
+	em, err := emulator.Start(emulator.Options{Config: cfg, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("emulator: %v", err)
+	}
+	t.Cleanup(func() { em.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := em.Info()
+	sc := server.Config{
+		Listen: ln.Addr().String(), BaseURL: "http://" + ln.Addr().String(), TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
+		RequiredScopes: info.Apps.Server.Scopes, AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile,
+		ResourceName: "entramcp test",
+	}
+	if o.Server != nil {
+		o.Server(&sc)
+	}
+	audit := &lockedBuilder{}
+	srv, err := server.New(sc, nil, audit)
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if o.Before != nil {
+		o.Before(srv)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv.Start(ctx)
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &Env{Emulator: em, Server: srv, MCPURL: srv.MCPURL(), audit: audit, cancel: cancel}
+}
+
+// UserToken gets an access token for the server's API with the password grant.
+func (e *Env) UserToken(t testing.TB, user string, extraScopes ...string) string {
+	t.Helper()
+	info := e.Emulator.Info()
+	pw := ""
+	for _, u := range info.Users {
+		if u.Name == user {
+			pw = u.Password
+		}
+	}
+	scope := info.Apps.Server.IdentifierURI + "/" + info.Apps.Server.Scopes[0] + " openid profile " + strings.Join(extraScopes, " ")
+	resp, err := e.Emulator.HTTPClient().PostForm(e.Emulator.Authority()+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"password"}, "client_id": {info.Apps.Client.ClientID}, "username": {user}, "password": {pw}, "scope": {scope}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	tok, _ := body["access_token"].(string)
+	if tok == "" {
+		t.Fatalf("password grant for %s: %v", user, body)
+	}
+	return tok
+}
+
+// Claims decodes a JWT payload without verifying it.
+func Claims(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{}
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// PostMCP sends one JSON-RPC message to the MCP endpoint with the given headers.
+func (e *Env) PostMCP(t testing.TB, body string, headers map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.MCPURL, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// Initialize is the JSON-RPC initialize request.
+const Initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}`
+
+// lockedBuilder guards a strings.Builder shared with the audit flusher.
+type lockedBuilder struct {
+	mu sync.Mutex
+	strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.Builder.Write(p)
+}
