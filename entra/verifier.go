@@ -263,25 +263,25 @@ func (v *Verifier) discover(ctx context.Context) (string, error) {
 
 // claims are the access-token claims the verifier reads.
 type claims struct {
-	Aud               audience        `json:"aud"`
-	Iss               string          `json:"iss"`
-	Exp               *json.Number    `json:"exp"`
-	Nbf               *json.Number    `json:"nbf"`
-	Ver               string          `json:"ver"`
-	Tid               string          `json:"tid"`
-	Oid               string          `json:"oid"`
-	Sub               string          `json:"sub"`
-	Azp               string          `json:"azp"`
-	AppID             string          `json:"appid"`
-	Scp               string          `json:"scp"`
-	Roles             []string        `json:"roles"`
-	Groups            []string        `json:"groups"`
-	ClaimNames        map[string]any  `json:"_claim_names"`
-	HasGroups         bool            `json:"hasgroups"`
-	Name              string          `json:"name"`
-	PreferredUsername string          `json:"preferred_username"`
-	UPN               string          `json:"upn"`
-	Idtyp             string          `json:"idtyp"`
+	Aud               audience       `json:"aud"`
+	Iss               string         `json:"iss"`
+	Exp               *json.Number   `json:"exp"`
+	Nbf               *json.Number   `json:"nbf"`
+	Ver               string         `json:"ver"`
+	Tid               string         `json:"tid"`
+	Oid               string         `json:"oid"`
+	Sub               string         `json:"sub"`
+	Azp               string         `json:"azp"`
+	AppID             string         `json:"appid"`
+	Scp               string         `json:"scp"`
+	Roles             []string       `json:"roles"`
+	Groups            []string       `json:"groups"`
+	ClaimNames        map[string]any `json:"_claim_names"`
+	HasGroups         bool           `json:"hasgroups"`
+	Name              string         `json:"name"`
+	PreferredUsername string         `json:"preferred_username"`
+	UPN               string         `json:"upn"`
+	Idtyp             string         `json:"idtyp"`
 }
 
 // audience accepts a string or a one-element array, as JWT allows; Entra sends a string.

@@ -143,4 +143,3 @@ func serveWith(ctx context.Context, set *config.Set, stdout, stderr io.Writer, r
 	}
 	return srv.Serve(ctx, ln)
 }
-

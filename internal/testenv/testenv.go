@@ -45,7 +45,6 @@ type Options struct {
 	Before func(*server.Server)
 }
 
-
 // Start runs an emulator and a server for the test.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
