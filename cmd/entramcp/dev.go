@@ -50,7 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	set.Set("ENTRA_CLIENT_ID", info.Apps.Server.ClientID)
 	set.Set("ENTRA_CLIENT_SECRET", info.Apps.Server.ClientSecret)
 	set.Set("ENTRA_AUTHORITY_HOST", strings.TrimPrefix(info.EmulatorURL, "https://"))
-	set.Set("ENTRA_REQUIRED_SCOPES", strings.Join(info.Apps.Server.Scopes, ","))
+	set.Set("ENTRA_REQUIRED_SCOPES", firstScope(info))
 	set.Set("ENTRAMCP_CA_FILE", info.CAFile)
 	set.Set("ENTRAMCP_LOG_FORMAT", "text")
 	set.Set("ENTRAMCP_STATELESS", fmt.Sprint(*stateless))

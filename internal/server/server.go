@@ -48,6 +48,8 @@ type Config struct {
 	AllowedOrigins []string
 	MaxBodyBytes   int64
 	ResourceName   string
+	// MinKeyRefetch bounds refetches of the JWKS for unknown kids (default 1 minute).
+	MinKeyRefetch time.Duration
 	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
 	// what authentication costs; the command line has no way to set it.
 	AuthDisabled bool
@@ -115,7 +117,7 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 		AuthorityHost: cfg.AuthorityHost, TenantID: cfg.TenantID, AllowedTenants: cfg.AllowedTenants, ClientID: cfg.ClientID,
 		IdentifierURIs: idURIs, RequiredScopes: cfg.RequiredScopes, AppRoles: cfg.AppRoles, AcceptV1: cfg.AcceptV1,
 		Leeway: cfg.Leeway, HTTPClient: httpClient, Logger: log,
-		KeySet: entra.KeySetOptions{OnFetch: func(ok bool) {
+		KeySet: entra.KeySetOptions{MinRefetch: cfg.MinKeyRefetch, OnFetch: func(ok bool) {
 			if ok {
 				s.jwks.Inc("ok")
 			} else {

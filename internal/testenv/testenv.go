@@ -43,6 +43,8 @@ type Options struct {
 	Server func(*server.Config)
 	// Before runs after the server is built and before it serves (add tools, policies).
 	Before func(*server.Server)
+	// BeforeServer runs after the emulator started and before the server is built (faults).
+	BeforeServer func(*emulator.Emulator)
 }
 
 // Start runs an emulator and a server for the test.
@@ -62,9 +64,12 @@ func Start(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	info := em.Info()
+	if o.BeforeServer != nil {
+		o.BeforeServer(em)
+	}
 	sc := server.Config{
 		Listen: ln.Addr().String(), BaseURL: "http://" + ln.Addr().String(), TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
-		RequiredScopes: info.Apps.Server.Scopes, AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile,
+		RequiredScopes: info.Apps.Server.Scopes[:1], AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile,
 		ResourceName: "entramcp test",
 	}
 	if o.Server != nil {
