@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -48,12 +49,38 @@ type Options struct {
 
 // Auth is the bearer-token layer of an MCP server.
 type Auth struct {
+	infos       tokenInfos
 	opts        Options
 	metadataURL string
 	metadata    []byte
 	challenge   string // the scope and resource_metadata parameters every challenge carries
 	sdkBridge   func(http.Handler) http.Handler
 }
+
+// tokenInfos memoises the go-sdk TokenInfo of each identity: the verifier hands out the same
+// immutable *entra.Identity for a token it has cached, so the TokenInfo (and its map) is built
+// once per token instead of once per request. Bounded: it is emptied when it reaches 10,000.
+type tokenInfos struct {
+	mu sync.Mutex
+	m  map[*entra.Identity]*auth.TokenInfo
+}
+
+func (t *tokenInfos) get(id *entra.Identity) *auth.TokenInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ti, ok := t.m[id]; ok {
+		return ti
+	}
+	if t.m == nil || len(t.m) >= 10_000 {
+		t.m = make(map[*entra.Identity]*auth.TokenInfo, 64)
+	}
+	ti := &auth.TokenInfo{Scopes: id.Scopes, Expiration: id.Expiry, UserID: id.UserKey(), Extra: map[string]any{identityKey: id}}
+	t.m[id] = ti
+	return ti
+}
+
+// verifiedPlaceholder replaces the Authorization header once the token is verified.
+var verifiedPlaceholder = []string{"Bearer verified-by-entramcp"}
 
 // identityKey is where the go-sdk's TokenInfo.Extra carries our identity.
 const identityKey = "entramcp.identity"
@@ -100,7 +127,7 @@ func New(o Options) (*Auth, error) {
 		if id == nil {
 			return nil, auth.ErrInvalidToken
 		}
-		return &auth.TokenInfo{Scopes: id.Scopes, Expiration: id.Expiry, UserID: id.UserKey(), Extra: map[string]any{identityKey: id}}, nil
+		return a.infos.get(id), nil
 	}, &auth.RequireBearerTokenOptions{ClockSkew: o.Leeway})
 	return a, nil
 }
@@ -174,13 +201,17 @@ func (a *Auth) Require(next http.Handler) http.Handler {
 			}
 			return
 		}
+		// The token has served its purpose here. Downstream handlers (the go-sdk copies headers
+		// into every tool request) see a placeholder: tools reach the token only through
+		// Identity.Token, on purpose, for On-Behalf-Of. It also spares the SDK re-parsing it.
+		r.Header["Authorization"] = verifiedPlaceholder
 		bridged.ServeHTTP(w, r.WithContext(entra.WithIdentity(r.Context(), id)))
 	})
 }
 
 // bearerToken extracts the token, or says why there is none.
 func bearerToken(r *http.Request) (string, string) {
-	if q := r.URL.Query(); q.Has("access_token") {
+	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
 		return "", "token_in_query"
 	}
 	hs := r.Header.Values("Authorization")
@@ -195,8 +226,9 @@ func bearerToken(r *http.Request) (string, string) {
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", "no_token" // another scheme: no bearer credentials were presented
 	}
+	// Anything else that is not a well-formed JWT fails verification with a precise reason.
 	tok = strings.TrimSpace(tok)
-	if tok == "" || strings.ContainsAny(tok, " \t,\"") {
+	if tok == "" {
 		return "", entra.ReasonMalformed
 	}
 	return tok, ""

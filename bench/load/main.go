@@ -28,11 +28,28 @@ import (
 )
 
 func main() {
-	scenario := flag.String("scenario", "token-cc", "token-cc (client credentials), token-password, token-obo, or graph-me")
+	scenario := flag.String("scenario", "token-cc", "token-cc (client credentials), token-password, token-obo, graph-me, or mcp-ratio (tools/call with auth on vs off, in child processes)")
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run (after a 1s warm-up)")
 	devJSON := flag.String("dev-json", "", "target the emulator described by this dev.json instead of starting one in-process")
+	rounds := flag.Int("rounds", 5, "mcp-ratio: alternating measured rounds per mode")
+	serve := flag.Bool("serve-mcp", false, "internal: run a benchmark MCP server for mcp-ratio and print its address")
+	auth := flag.Bool("auth", true, "internal, with -serve-mcp: authentication on or off")
 	flag.Parse()
+	if *serve {
+		if err := serveMCP(*auth); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *scenario == "mcp-ratio" {
+		if err := mcpRatio(*conc, *dur, *rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *conc < 1 || *conc > 1000 || *dur <= 0 || *dur > 10*time.Minute {
 		fmt.Fprintln(os.Stderr, "load: -c must be 1..1000 and -d at most 10m")
 		os.Exit(2)

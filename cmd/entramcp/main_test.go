@@ -188,3 +188,56 @@ func TestDevCommand(t *testing.T) {
 	}
 	stopCLI(t, cmd)
 }
+
+func TestServeConfigurationErrors(t *testing.T) {
+	cases := []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{nil, []string{"--tenant-id", "6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, "ENTRA_CLIENT_ID (--client-id)"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=common"}, nil, "ENTRA_TENANT_ID=common is not supported"},
+		{[]string{"AZURE_CLIENT_ID=not-a-guid", "AZURE_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, nil, "ENTRA_CLIENT_ID"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_STATELESS=maybe"}, nil, "ENTRAMCP_STATELESS (--stateless)"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, []string{"--listen", "0.0.0.0:0"}, "ENTRAMCP_BASE_URL (--base-url)"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, []string{"--base-url", "http://mcp.contoso.com"}, "clear text"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_MODE=proxy"}, nil, "ENTRAMCP_MODE"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CA_FILE=/nonexistent.pem"}, nil, "ENTRAMCP_CA_FILE"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, c.args...)...)
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, c.env...)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v %v: %v, want exit code 2\n%s", c.env, c.args, err, errb.String())
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+		if last := lines[len(lines)-1]; !strings.Contains(last, c.want) {
+			t.Errorf("%v %v: last line %q does not name %q", c.env, c.args, last, c.want)
+		}
+	}
+}
+
+func TestDevServesMCPAndRedactsSecrets(t *testing.T) {
+	cmd, info, out := startCLI(t, "dev", "--listen", "127.0.0.1:0", "--verbose")
+	if info.MCPURL == "" || !strings.HasSuffix(info.MCPURL, "/mcp") {
+		t.Fatalf("dev.json lacks mcp_url: %+v", info)
+	}
+	resp, err := http.Post(info.MCPURL, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata") {
+		t.Fatalf("MCP endpoint without a token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	text := out.String()
+	if !strings.Contains(text, "ENTRA_CLIENT_SECRET") || !strings.Contains(text, "<redacted>") || strings.Contains(text, info.Apps.Server.ClientSecret) {
+		t.Fatalf("effective configuration must show ENTRA_CLIENT_SECRET redacted:\n%s", text)
+	}
+	stopCLI(t, cmd)
+}

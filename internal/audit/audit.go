@@ -6,8 +6,8 @@ package audit
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -33,7 +33,7 @@ type Event struct {
 type Log struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
-	enc  *json.Encoder
+	buf  []byte
 	stop chan struct{}
 	done chan struct{}
 }
@@ -41,7 +41,6 @@ type Log struct {
 // New starts a Log writing to w.
 func New(w io.Writer) *Log {
 	l := &Log{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
-	l.enc = json.NewEncoder(l.w)
 	go l.flusher()
 	return l
 }
@@ -55,8 +54,50 @@ func (l *Log) Record(e Event) {
 		e.Time = time.Now().UTC()
 	}
 	l.mu.Lock()
-	_ = l.enc.Encode(e)
+	l.buf = e.appendJSON(l.buf[:0])
+	_, _ = l.w.Write(l.buf)
 	l.mu.Unlock()
+}
+
+// appendJSON encodes the event by hand: it runs for every request, and reflection-based
+// encoding was the largest cost entramcp added to a tools/call (measured; docs/benchmarks.md).
+func (e *Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = append(b, `,"event":`...)
+	b = strconv.AppendQuote(b, e.Event)
+	b = field(b, "tid", e.TenantID)
+	b = field(b, "oid", e.ObjectID)
+	b = field(b, "app", e.AppID)
+	if e.AppOnly {
+		b = append(b, `,"app_only":true`...)
+	}
+	b = field(b, "method", e.Method)
+	b = field(b, "tool", e.Tool)
+	b = append(b, `,"outcome":`...)
+	b = strconv.AppendQuote(b, e.Outcome)
+	b = field(b, "reason", e.Reason)
+	if e.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(e.Status), 10)
+	}
+	b = field(b, "remote", e.Remote)
+	if e.Millis != 0 {
+		b = append(b, `,"ms":`...)
+		b = strconv.AppendFloat(b, e.Millis, 'f', 3, 64)
+	}
+	return append(b, "}\n"...)
+}
+
+func field(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendQuote(b, v)
 }
 
 func (l *Log) flusher() {

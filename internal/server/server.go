@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -314,8 +315,8 @@ func (s *Server) guardHTTP(next http.Handler) http.Handler {
 			writeJSONError(sw, http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than ENTRAMCP_MAX_BODY_BYTES")
 			return
 		}
-		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(sw, r) // the go-sdk enforces MaxRequestBodyBytes while reading
+
 	})
 }
 
@@ -340,9 +341,9 @@ func isLoopback(h string) bool {
 func statusCode(code int) string {
 	switch code {
 	case 200, 202, 204, 400, 401, 403, 404, 405, 406, 413, 415, 500, 503:
-		return fmt.Sprint(code)
+		return strconv.Itoa(code)
 	}
-	return fmt.Sprintf("%dxx", code/100)
+	return strconv.Itoa(code/100) + "xx"
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
