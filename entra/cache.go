@@ -16,8 +16,10 @@ type tokenCache struct {
 	perGen int
 }
 
+// A shard takes a read lock for the common case, a hit in the current generation: every
+// request of a busy client presents the same token, so the hit path must not serialise.
 type cacheShard struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	cur, old map[[32]byte]cacheEntry
 }
 
@@ -44,10 +46,16 @@ func cacheKey(raw string) [32]byte {
 
 func (c *tokenCache) get(k [32]byte, now time.Time) (cacheEntry, bool) {
 	s := &c.shards[k[0]&15]
+	s.mu.RLock()
+	e, ok := s.cur[k]
+	s.mu.RUnlock()
+	if ok && !now.After(e.until) {
+		return e, true
+	}
+	// Miss, expiry, or a hit in the old generation: the write lock promotes or drops it.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.cur[k]
-	if !ok {
+	if e, ok = s.cur[k]; !ok {
 		if e, ok = s.old[k]; ok {
 			delete(s.old, k)
 			s.putLocked(c.perGen, k, e)
@@ -79,9 +87,9 @@ func (c *tokenCache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.Lock()
+		s.mu.RLock()
 		n += len(s.cur) + len(s.old)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 	}
 	return n
 }

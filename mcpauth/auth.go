@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -59,24 +60,24 @@ type Auth struct {
 
 // tokenInfos memoises the go-sdk TokenInfo of each identity: the verifier hands out the same
 // immutable *entra.Identity for a token it has cached, so the TokenInfo (and its map) is built
-// once per token instead of once per request. Bounded: it is emptied when it reaches 10,000.
+// once per token instead of once per request. Reads take no lock; the map is dropped and started
+// afresh when it reaches 10,000 entries, which bounds its memory.
 type tokenInfos struct {
-	mu sync.Mutex
-	m  map[*entra.Identity]*auth.TokenInfo
+	m     sync.Map // *entra.Identity -> *auth.TokenInfo
+	count atomic.Int64
 }
 
 func (t *tokenInfos) get(id *entra.Identity) *auth.TokenInfo {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ti, ok := t.m[id]; ok {
-		return ti
+	if ti, ok := t.m.Load(id); ok {
+		return ti.(*auth.TokenInfo)
 	}
-	if t.m == nil || len(t.m) >= 10_000 {
-		t.m = make(map[*entra.Identity]*auth.TokenInfo, 64)
+	if t.count.Add(1) > 10_000 {
+		t.m.Clear()
+		t.count.Store(1)
 	}
 	ti := &auth.TokenInfo{Scopes: id.Scopes, Expiration: id.Expiry, UserID: id.UserKey(), Extra: map[string]any{identityKey: id}}
-	t.m[id] = ti
-	return ti
+	actual, _ := t.m.LoadOrStore(id, ti)
+	return actual.(*auth.TokenInfo)
 }
 
 // verifiedPlaceholder replaces the Authorization header once the token is verified.

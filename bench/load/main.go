@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -33,10 +35,19 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run (after a 1s warm-up)")
 	devJSON := flag.String("dev-json", "", "target the emulator described by this dev.json instead of starting one in-process")
 	rounds := flag.Int("rounds", 5, "mcp-ratio: alternating measured rounds per mode")
+	rate := flag.Int("rate", 0, "mcp-ratio: total requests per second across all clients (0: as fast as possible)")
 	serve := flag.Bool("serve-mcp", false, "internal: run a benchmark MCP server for mcp-ratio and print its address")
 	auth := flag.Bool("auth", true, "internal, with -serve-mcp: authentication on or off")
+	profileDir := flag.String("profile-dir", "", "mcp-ratio: write each benchmark server's CPU profile (auth-on.prof, auth-off.prof) here")
 	flag.Parse()
 	if *serve {
+		if *profileDir != "" {
+			f, err := os.Create(filepath.Join(*profileDir, map[bool]string{true: "auth-on.prof", false: "auth-off.prof"}[*auth]))
+			if err == nil {
+				pprof.StartCPUProfile(f)
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
 		if err := serveMCP(*auth); err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(1)
@@ -44,7 +55,7 @@ func main() {
 		return
 	}
 	if *scenario == "mcp-ratio" {
-		if err := mcpRatio(*conc, *dur, *rounds); err != nil {
+		if err := mcpRatio(*conc, *dur, *rounds, *rate, *profileDir); err != nil {
 			fmt.Fprintln(os.Stderr, "load:", err)
 			os.Exit(1)
 		}
@@ -176,9 +187,30 @@ func (r result) pct(p int) time.Duration {
 	return r.lat[(len(r.lat)-1)*p/100].Round(10 * time.Microsecond)
 }
 
-func run(client *http.Client, mk func() *http.Request, conc int, d time.Duration) result {
+// run drives conc clients for d. With rate > 0 the clients together send at most rate requests
+// per second (paced, not saturating), which measures latency rather than queueing.
+func run(client *http.Client, mk func() *http.Request, conc int, d time.Duration, rate ...int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	var tickets chan struct{}
+	if len(rate) > 0 && rate[0] > 0 {
+		tickets = make(chan struct{}, conc)
+		go func() {
+			t := time.NewTicker(time.Second / time.Duration(rate[0]))
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					select {
+					case tickets <- struct{}{}:
+					default: // all clients busy: the ticket is dropped, as an open-loop client would be late
+					}
+				}
+			}
+		}()
+	}
 	var n, errs atomic.Int64
 	var mu sync.Mutex
 	var all []time.Duration
@@ -189,6 +221,13 @@ func run(client *http.Client, mk func() *http.Request, conc int, d time.Duration
 			defer wg.Done()
 			var local []time.Duration
 			for ctx.Err() == nil {
+				if tickets != nil {
+					select {
+					case <-tickets:
+					case <-ctx.Done():
+						continue
+					}
+				}
 				start := time.Now()
 				resp, err := client.Do(mk())
 				if err != nil {

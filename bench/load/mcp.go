@@ -91,12 +91,12 @@ type child struct {
 	session string
 }
 
-func startChild(auth bool) (*child, error) {
+func startChild(auth bool, profileDir string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-serve-mcp", "-auth="+strconv.FormatBool(auth))
+	cmd := exec.Command(self, "-serve-mcp", "-auth="+strconv.FormatBool(auth), "-profile-dir="+profileDir)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -156,13 +156,13 @@ type roundResult struct {
 
 // mcpRatio measures tools/call through the same server with authentication on and off, in
 // alternating rounds so drift on the machine hits both alike.
-func mcpRatio(conc int, d time.Duration, rounds int) error {
-	on, err := startChild(true)
+func mcpRatio(conc int, d time.Duration, rounds, rate int, profileDir string) error {
+	on, err := startChild(true, profileDir)
 	if err != nil {
 		return err
 	}
 	defer on.stop()
-	off, err := startChild(false)
+	off, err := startChild(false, profileDir)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func mcpRatio(conc int, d time.Duration, rounds int) error {
 			return req
 		}
 		cpu0 := c.cpu()
-		res := run(client, mk, conc, dur)
+		res := run(client, mk, conc, dur, rate)
 		cpu := c.cpu() - cpu0
 		rr := roundResult{rps: float64(res.n) / dur.Seconds(), p50: res.pct(50), p99: res.pct(99), errors: res.errors}
 		if res.n > 0 {
@@ -223,7 +223,8 @@ func mcpRatio(conc int, d time.Duration, rounds int) error {
 	p99On, p99Off := med("auth on", func(r roundResult) float64 { return float64(r.p99) }), med("auth off", func(r roundResult) float64 { return float64(r.p99) })
 	fmt.Printf("median: auth on %.0f rps (%s CPU/op, p99 %s); auth off %.0f rps (%s CPU/op, p99 %s)\n",
 		rpsOn, time.Duration(cpuOn), time.Duration(p99On), rpsOff, time.Duration(cpuOff), time.Duration(p99Off))
-	fmt.Printf("throughput ratio on/off=%.3f  server CPU ratio off/on=%.3f  added p99=%s  (c=%d, %d rounds of %s)\n",
-		rpsOn/rpsOff, cpuOff/cpuOn, time.Duration(p99On-p99Off), conc, rounds, d)
+	p50On, p50Off := med("auth on", func(r roundResult) float64 { return float64(r.p50) }), med("auth off", func(r roundResult) float64 { return float64(r.p50) })
+	fmt.Printf("throughput ratio on/off=%.3f  server CPU ratio off/on=%.3f  added p50=%s  added p99=%s  (c=%d, rate=%d/s, %d rounds of %s)\n",
+		rpsOn/rpsOff, cpuOff/cpuOn, time.Duration(p50On-p50Off), time.Duration(p99On-p99Off), conc, rate, rounds, d)
 	return nil
 }

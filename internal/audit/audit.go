@@ -33,7 +33,6 @@ type Event struct {
 type Log struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
-	buf  []byte
 	stop chan struct{}
 	done chan struct{}
 }
@@ -53,11 +52,17 @@ func (l *Log) Record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
+	// Encode outside the lock; hold it only to copy the line into the buffer, so concurrent
+	// requests do not queue behind each other's formatting.
+	bp := bufPool.Get().(*[]byte)
+	*bp = e.appendJSON((*bp)[:0])
 	l.mu.Lock()
-	l.buf = e.appendJSON(l.buf[:0])
-	_, _ = l.w.Write(l.buf)
+	_, _ = l.w.Write(*bp)
 	l.mu.Unlock()
+	bufPool.Put(bp)
 }
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // appendJSON encodes the event by hand: it runs for every request, and reflection-based
 // encoding was the largest cost entramcp added to a tools/call (measured; docs/benchmarks.md).
