@@ -1,13 +1,14 @@
 package emulator
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/entramcp/entramcp/internal/ids"
 )
 
 // directory is the live tenant: the configuration, indexed, plus everything changed at run time
@@ -523,34 +524,9 @@ func isOIDCScope(s string) bool {
 	return false
 }
 
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
-				return false
-			}
-		}
-	}
-	return true
-}
+func isGUID(s string) bool { return ids.IsGUID(s) }
 
-func newGUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func newGUID() string { return ids.NewGUID() }
 
 // wids lists the directory role template ids of the user's roles, plus the default user role,
 // or nothing when the user holds no role (as Entra omits the claim then).

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/entramcp/entramcp/internal/httpx"
 )
 
 // Target names one of the emulator's two services for fault injection.
@@ -148,15 +150,15 @@ func (em *Emulator) ResetFaults() {
 func (ep *endpoint) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: 200}
+		sw := httpx.NewStatusWriter(w)
 		if !strings.HasPrefix(r.URL.Path, "/_emulator/") {
 			if ep.applyFaults(sw, r) {
-				ep.logRequest(r, sw.status, start)
+				ep.logRequest(r, sw.Status, start)
 				return
 			}
 		}
 		next.ServeHTTP(sw, r)
-		ep.logRequest(r, sw.status, start)
+		ep.logRequest(r, sw.Status, start)
 	})
 }
 
@@ -221,15 +223,3 @@ func (ep *endpoint) writeFault(w http.ResponseWriter, r *http.Request, status in
 	e.Status = status
 	ep.em.writeTokenError(w, r, e)
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

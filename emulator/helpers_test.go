@@ -3,7 +3,6 @@ package emulator_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,21 +11,12 @@ import (
 	"testing"
 
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/emutest"
 )
 
 // startEmulator runs an emulator for one test, optionally with a changed configuration.
 func startEmulator(t testing.TB, mutate func(*emulator.Config)) *emulator.Emulator {
-	t.Helper()
-	cfg := emulator.DefaultConfig()
-	if mutate != nil {
-		mutate(cfg)
-	}
-	em, err := emulator.Start(emulator.Options{Config: cfg, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start emulator: %v", err)
-	}
-	t.Cleanup(func() { em.Close() })
-	return em
+	return emutest.Start(t, mutate)
 }
 
 func tokenURL(em *emulator.Emulator) string { return em.Authority() + "/oauth2/v2.0/token" }
@@ -60,71 +50,28 @@ func do(t testing.TB, em *emulator.Emulator, req *http.Request) (int, map[string
 // password gets tokens with the password grant through the dev public client.
 func password(t testing.TB, em *emulator.Emulator, user, scope string) map[string]any {
 	t.Helper()
-	info := em.Info()
-	pw := ""
-	for _, u := range info.Users {
-		if u.Name == user {
-			pw = u.Password
-		}
-	}
-	status, body := post(t, em, url.Values{"grant_type": {"password"}, "client_id": {info.Apps.Client.ClientID},
-		"username": {user}, "password": {pw}, "scope": {scope}})
-	if status != 200 {
-		t.Fatalf("password grant for %s (%s): %d %v", user, scope, status, body["error_description"])
-	}
-	return body
+	return emutest.Password(t, em, user, scope)
 }
 
 // apiScope is the dev server app's delegated scope in its full form.
-func apiScope(em *emulator.Emulator) string {
-	s := em.Info().Apps.Server
-	return s.IdentifierURI + "/" + s.Scopes[0]
-}
+func apiScope(em *emulator.Emulator) string { return emutest.APIScope(em) }
 
 // userToken is an access token for the dev server API for user.
 func userToken(t testing.TB, em *emulator.Emulator, user string) string {
 	t.Helper()
-	return password(t, em, user, apiScope(em)+" openid profile offline_access")["access_token"].(string)
+	return emutest.UserToken(t, em, user)
 }
 
 // obo exchanges assertion for scope as the dev server app, with its secret.
 func obo(t testing.TB, em *emulator.Emulator, assertion, scope string) (int, map[string]any) {
 	t.Helper()
-	s := em.Info().Apps.Server
-	return post(t, em, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "client_id": {s.ClientID},
-		"client_secret": {s.ClientSecret}, "assertion": {assertion}, "scope": {scope}, "requested_token_use": {"on_behalf_of"}})
+	return emutest.OBO(t, em, assertion, scope)
 }
 
 // claims decodes a JWT's payload without verifying it.
-func claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %.40s", jwt)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func claims(t testing.TB, jwt string) map[string]any { t.Helper(); return emutest.Claims(t, jwt) }
 
-func header(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func header(t testing.TB, jwt string) map[string]any { t.Helper(); return emutest.Header(t, jwt) }
 
 // graphGet calls the Graph stand-in with a bearer token.
 func graphGet(t testing.TB, em *emulator.Emulator, token, path string, headers ...string) (int, map[string]any) {

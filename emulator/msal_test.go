@@ -17,6 +17,7 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/managedidentity"
 
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/emutest"
 )
 
 // These tests prove the emulator against MSAL Go, a client nobody here wrote: if MSAL accepts
@@ -123,15 +124,8 @@ func TestMSALOnBehalfOfWithCertificate(t *testing.T) {
 // CLI client, as `entramcp setup` gets one.
 func adminGraphToken(t *testing.T, em *emulator.Emulator, user string) string {
 	t.Helper()
-	info := em.Info()
-	pw := ""
-	for _, u := range info.Users {
-		if u.Name == user {
-			pw = u.Password
-		}
-	}
 	status, body := post(t, em, map[string][]string{"grant_type": {"password"}, "client_id": {emulator.AzureCLIAppID},
-		"username": {user}, "password": {pw}, "scope": {"https://graph.microsoft.com/Application.ReadWrite.All https://graph.microsoft.com/DelegatedPermissionGrant.ReadWrite.All"}})
+		"username": {user}, "password": {emutest.PasswordOf(em, user)}, "scope": {"https://graph.microsoft.com/Application.ReadWrite.All https://graph.microsoft.com/DelegatedPermissionGrant.ReadWrite.All"}})
 	if status != 200 {
 		t.Fatalf("admin token: %d %v", status, body)
 	}

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/entramcp/entramcp/internal/ids"
 )
 
 // VerifierOptions configure a Verifier. TenantID and ClientID are required.
@@ -499,21 +501,4 @@ func firstOr(s []string, def string) string {
 	return def
 }
 
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-				return false
-			}
-		}
-	}
-	return true
-}
+func isGUID(s string) bool { return ids.IsGUID(s) }

@@ -11,20 +11,11 @@ import (
 
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/internal/emutest"
 )
 
 func startEmulator(t testing.TB, mutate func(*emulator.Config)) *emulator.Emulator {
-	t.Helper()
-	cfg := emulator.DefaultConfig()
-	if mutate != nil {
-		mutate(cfg)
-	}
-	em, err := emulator.Start(emulator.Options{Config: cfg, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	return em
+	return emutest.Start(t, mutate)
 }
 
 func newVerifier(t testing.TB, em *emulator.Emulator, edit func(*entra.VerifierOptions)) *entra.Verifier {
@@ -50,26 +41,7 @@ func newVerifier(t testing.TB, em *emulator.Emulator, edit func(*entra.VerifierO
 
 func token(t testing.TB, em *emulator.Emulator, user, scope string) string {
 	t.Helper()
-	info := em.Info()
-	pw := ""
-	for _, u := range info.Users {
-		if u.Name == user {
-			pw = u.Password
-		}
-	}
-	resp, err := em.HTTPClient().PostForm(em.Authority()+"/oauth2/v2.0/token", url.Values{"grant_type": {"password"},
-		"client_id": {info.Apps.Client.ClientID}, "username": {user}, "password": {pw}, "scope": {scope}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := jsonDecode(resp.Body, &body); err != nil || body.AccessToken == "" {
-		t.Fatalf("token for %s: %v", user, err)
-	}
-	return body.AccessToken
+	return emutest.Password(t, em, user, scope)["access_token"].(string)
 }
 
 const api = "api://" + emulator.DefaultServerAppID + "/mcp-access"
@@ -161,25 +133,17 @@ func TestVerifierClockAndVersionRules(t *testing.T) {
 	}
 	// App-only tokens: refused without configured roles, accepted with a matching role.
 	info := em.Info()
-	resp, err := em.HTTPClient().PostForm(em.Authority()+"/oauth2/v2.0/token", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {info.Apps.Server.ClientID}, "client_secret": {info.Apps.Server.ClientSecret}, "scope": {info.Apps.Server.ClientID + "/.default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cc struct {
-		AccessToken string `json:"access_token"`
-	}
-	jsonDecode(resp.Body, &cc)
-	resp.Body.Close()
-	if _, err := lenient.Verify(context.Background(), cc.AccessToken); reason(err) != entra.ReasonAppOnly {
+	appOnly := emutest.Token(t, em, url.Values{"grant_type": {"client_credentials"}, "client_id": {info.Apps.Server.ClientID},
+		"client_secret": {info.Apps.Server.ClientSecret}, "scope": {info.Apps.Server.ClientID + "/.default"}})["access_token"].(string)
+	if _, err := lenient.Verify(context.Background(), appOnly); reason(err) != entra.ReasonAppOnly {
 		t.Fatalf("app-only without roles configured: %v", err)
 	}
 	withRoles := newVerifier(t, em, func(o *entra.VerifierOptions) { o.AcceptV1, o.AppRoles = true, []string{"MCP.Admin"} })
-	if id, err := withRoles.Verify(context.Background(), cc.AccessToken); err != nil || !id.AppOnly {
+	if id, err := withRoles.Verify(context.Background(), appOnly); err != nil || !id.AppOnly {
 		t.Fatalf("app-only with the role: %v", err)
 	}
 	otherRole := newVerifier(t, em, func(o *entra.VerifierOptions) { o.AcceptV1, o.AppRoles = true, []string{"Tasks.Write"} })
-	if _, err := otherRole.Verify(context.Background(), cc.AccessToken); reason(err) != entra.ReasonInsufficientScope {
+	if _, err := otherRole.Verify(context.Background(), appOnly); reason(err) != entra.ReasonInsufficientScope {
 		t.Fatalf("app-only with another role: %v", err)
 	}
 }

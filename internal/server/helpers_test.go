@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/emutest"
 	"github.com/entramcp/entramcp/internal/testenv"
 )
 
@@ -42,32 +42,9 @@ func postWith(t *testing.T, env *testenv.Env, authz string, extra map[string]str
 	return resp, string(b)
 }
 
-func tokenRequest(t *testing.T, em *emulator.Emulator, form url.Values) map[string]any {
-	t.Helper()
-	resp, err := em.HTTPClient().PostForm(em.Authority()+"/oauth2/v2.0/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	json.NewDecoder(resp.Body).Decode(&body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("token request: %d %v", resp.StatusCode, body["error_description"])
-	}
-	return body
-}
-
 func passwordTokenField(t *testing.T, em *emulator.Emulator, user, scope, field string) string {
 	t.Helper()
-	info := em.Info()
-	pw := ""
-	for _, u := range info.Users {
-		if u.Name == user {
-			pw = u.Password
-		}
-	}
-	body := tokenRequest(t, em, url.Values{"grant_type": {"password"}, "client_id": {info.Apps.Client.ClientID}, "username": {user}, "password": {pw}, "scope": {scope}})
-	return body[field].(string)
+	return emutest.Password(t, em, user, scope)[field].(string)
 }
 
 func passwordToken(t *testing.T, em *emulator.Emulator, user, scope string) string {
@@ -76,12 +53,14 @@ func passwordToken(t *testing.T, em *emulator.Emulator, user, scope string) stri
 
 func oboToken(t *testing.T, em *emulator.Emulator, assertion string) string {
 	t.Helper()
-	s := em.Info().Apps.Server
-	return tokenRequest(t, em, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "client_id": {s.ClientID}, "client_secret": {s.ClientSecret},
-		"assertion": {assertion}, "scope": {"https://graph.microsoft.com/.default"}, "requested_token_use": {"on_behalf_of"}})["access_token"].(string)
+	status, body := emutest.OBO(t, em, assertion, "https://graph.microsoft.com/.default")
+	if status != 200 {
+		t.Fatalf("OBO: %d %v", status, body)
+	}
+	return body["access_token"].(string)
 }
 
 func clientCredentials(t *testing.T, em *emulator.Emulator, id, secret, scope string) string {
 	t.Helper()
-	return tokenRequest(t, em, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {scope}})["access_token"].(string)
+	return emutest.Token(t, em, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {scope}})["access_token"].(string)
 }

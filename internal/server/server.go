@@ -25,6 +25,7 @@ import (
 
 	"github.com/entramcp/entramcp/entra"
 	"github.com/entramcp/entramcp/internal/audit"
+	"github.com/entramcp/entramcp/internal/httpx"
 	"github.com/entramcp/entramcp/internal/metrics"
 	"github.com/entramcp/entramcp/mcpauth"
 	"github.com/entramcp/entramcp/tools"
@@ -298,9 +299,9 @@ func (s *Server) guardHTTP(next http.Handler) http.Handler {
 	origins := append([]string{base.Scheme + "://" + base.Host}, s.cfg.AllowedOrigins...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		sw := httpx.NewStatusWriter(w)
 		defer func() {
-			s.requests.Inc(statusCode(sw.status))
+			s.requests.Inc(statusCode(sw.Status))
 			s.latency.Observe(time.Since(start).Seconds())
 		}()
 		if !slices.Contains(hosts, strings.ToLower(r.Host)) && !s.hostIsListener(r.Host) {
@@ -351,22 +352,3 @@ func writeJSONError(w http.ResponseWriter, status int, code, desc string) {
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "{\"error\":%q,\"error_description\":%q}\n", code, desc)
 }
-
-// statusWriter records the status and passes flushes through for streamed (SSE) responses.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

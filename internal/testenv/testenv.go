@@ -4,17 +4,15 @@ package testenv
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/emutest"
 	"github.com/entramcp/entramcp/internal/server"
 )
 
@@ -50,15 +48,7 @@ type Options struct {
 // Start runs an emulator and a server for the test.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	cfg := emulator.DefaultConfig()
-	if o.Config != nil {
-		o.Config(cfg)
-	}
-	em, err := emulator.Start(emulator.Options{Config: cfg, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("emulator: %v", err)
-	}
-	t.Cleanup(func() { em.Close() })
+	em := emutest.Start(t, o.Config)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -94,41 +84,11 @@ func Start(t testing.TB, o Options) *Env {
 // UserToken gets an access token for the server's API with the password grant.
 func (e *Env) UserToken(t testing.TB, user string, extraScopes ...string) string {
 	t.Helper()
-	info := e.Emulator.Info()
-	pw := ""
-	for _, u := range info.Users {
-		if u.Name == user {
-			pw = u.Password
-		}
-	}
-	scope := info.Apps.Server.IdentifierURI + "/" + info.Apps.Server.Scopes[0] + " openid profile " + strings.Join(extraScopes, " ")
-	resp, err := e.Emulator.HTTPClient().PostForm(e.Emulator.Authority()+"/oauth2/v2.0/token", url.Values{
-		"grant_type": {"password"}, "client_id": {info.Apps.Client.ClientID}, "username": {user}, "password": {pw}, "scope": {scope}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	json.NewDecoder(resp.Body).Decode(&body)
-	tok, _ := body["access_token"].(string)
-	if tok == "" {
-		t.Fatalf("password grant for %s: %v", user, body)
-	}
-	return tok
+	return emutest.UserToken(t, e.Emulator, user, extraScopes...)
 }
 
 // Claims decodes a JWT payload without verifying it.
-func Claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]any{}
-	json.Unmarshal(b, &m)
-	return m
-}
+func Claims(t testing.TB, jwt string) map[string]any { t.Helper(); return emutest.Claims(t, jwt) }
 
 // PostMCP sends one JSON-RPC message to the MCP endpoint with the given headers.
 func (e *Env) PostMCP(t testing.TB, body string, headers map[string]string) (*http.Response, string) {
