@@ -206,7 +206,9 @@ func (a *Auth) Require(next http.Handler) http.Handler {
 		// into every tool request) see a placeholder: tools reach the token only through
 		// Identity.Token, on purpose, for On-Behalf-Of. It also spares the SDK re-parsing it.
 		r.Header["Authorization"] = verifiedPlaceholder
-		bridged.ServeHTTP(w, r.WithContext(entra.WithIdentity(r.Context(), id)))
+		cw, release := a.withChallengeSlot(w, r)
+		defer release()
+		bridged.ServeHTTP(cw, r.WithContext(entra.WithIdentity(r.Context(), id)))
 	})
 }
 

@@ -52,6 +52,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	set.Set("ENTRA_AUTHORITY_HOST", strings.TrimPrefix(info.EmulatorURL, "https://"))
 	set.Set("ENTRA_REQUIRED_SCOPES", firstScope(info))
 	set.Set("ENTRAMCP_CA_FILE", info.CAFile)
+	set.Set("GRAPH_BASE_URL", info.GraphURL)
+	set.Set("ENTRAMCP_ADMIN_GROUP_ID", info.AdminGroupID)
 	set.Set("ENTRAMCP_LOG_FORMAT", "text")
 	set.Set("ENTRAMCP_STATELESS", fmt.Sprint(*stateless))
 	logs := io.Discard

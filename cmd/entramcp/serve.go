@@ -21,7 +21,14 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "ENTRAMCP_MODE", Flag: "mode", Default: "verify", Help: "verify: accept Entra tokens from pre-authorized clients"},
 		&config.Setting{Env: "ENTRA_TENANT_ID", Aliases: []string{"AZURE_TENANT_ID"}, Flag: "tenant-id", Help: "tenant GUID or domain, or organizations for a multi-tenant API"},
 		&config.Setting{Env: "ENTRA_CLIENT_ID", Aliases: []string{"AZURE_CLIENT_ID"}, Flag: "client-id", Help: "the API app's application (client) id"},
-		&config.Setting{Env: "ENTRA_CLIENT_SECRET", Aliases: []string{"AZURE_CLIENT_SECRET"}, Flag: "client-secret", Secret: true, Help: "client secret (for On-Behalf-Of; not needed to verify tokens)"},
+		&config.Setting{Env: "ENTRA_CLIENT_SECRET", Aliases: []string{"AZURE_CLIENT_SECRET"}, Flag: "client-secret", Secret: true, Help: "client secret for On-Behalf-Of (prefer a certificate or managed identity)"},
+		&config.Setting{Env: "ENTRA_CLIENT_CERTIFICATE", Flag: "client-certificate", Help: "certificate for On-Behalf-Of: PEM (certificate and RSA key) or PFX file"},
+		&config.Setting{Env: "ENTRA_CLIENT_CERTIFICATE_PASSWORD", Flag: "client-certificate-password", Secret: true, Help: "password of a PFX certificate"},
+		&config.Setting{Env: "ENTRA_MANAGED_IDENTITY_CLIENT_ID", Flag: "managed-identity-client-id", Help: "use this user-assigned managed identity as the app's federated credential (\"system\" for the system-assigned one)"},
+		&config.Setting{Env: "GRAPH_BASE_URL", Flag: "graph-base-url", Help: "Microsoft Graph root (default: the cloud's, e.g. https://graph.microsoft.com)"},
+		&config.Setting{Env: "ENTRAMCP_ADMIN_GROUP_ID", Flag: "admin-group-id", Help: "object id of the Entra group whose members may use the admin-only tools"},
+		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
+		&config.Setting{Env: "ENTRAMCP_GROUP_CACHE_TTL", Flag: "group-cache-ttl", Default: "5m", Help: "how long a Graph group-membership answer is reused per user"},
 		&config.Setting{Env: "ENTRA_IDENTIFIER_URI", Flag: "identifier-uri", Help: "the API's application id URI (default api://CLIENT_ID)"},
 		&config.Setting{Env: "ENTRA_REQUIRED_SCOPES", Flag: "required-scopes", Default: "mcp-access", Help: "delegated scopes every user token must carry, short names, comma-separated"},
 		&config.Setting{Env: "ENTRA_AUTHORITY_HOST", Flag: "authority-host", Default: "login.microsoftonline.com", Help: "Entra host: login.microsoftonline.com, login.microsoftonline.us, login.partner.microsoftonline.cn"},
@@ -45,6 +52,13 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		RequiredScopes: set.List("ENTRA_REQUIRED_SCOPES"), AuthorityHost: set.String("ENTRA_AUTHORITY_HOST"),
 		AllowedTenants: set.List("ENTRA_ALLOWED_TENANTS"), AppRoles: set.List("ENTRA_APP_ROLES"), CAFile: set.String("ENTRAMCP_CA_FILE"),
 		AllowedOrigins: set.List("ENTRAMCP_ALLOWED_ORIGINS"), ResourceName: "entramcp",
+		ClientSecret: set.String("ENTRA_CLIENT_SECRET"), ClientCertificate: set.String("ENTRA_CLIENT_CERTIFICATE"),
+		ClientCertificatePassword: set.String("ENTRA_CLIENT_CERTIFICATE_PASSWORD"), ManagedIdentityClientID: set.String("ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
+		GraphBaseURL: set.String("GRAPH_BASE_URL"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
+	}
+	if c.ManagedIdentityClientID == "system" {
+		c.ManagedIdentityClientID = ""
+		c.UseSystemManagedIdentity = true
 	}
 	var err error
 	if c.AcceptV1, err = set.Bool("ENTRA_ACCEPT_V1_TOKENS"); err != nil {
@@ -54,6 +68,9 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		return c, err
 	}
 	if c.Leeway, err = set.Duration("ENTRAMCP_TOKEN_LEEWAY"); err != nil {
+		return c, err
+	}
+	if c.GroupCacheTTL, err = set.Duration("ENTRAMCP_GROUP_CACHE_TTL"); err != nil {
 		return c, err
 	}
 	if c.MaxBodyBytes, err = set.Int64("ENTRAMCP_MAX_BODY_BYTES"); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/internal/emutest"
+	"github.com/entramcp/entramcp/internal/server"
 	"github.com/entramcp/entramcp/internal/testenv"
 )
 
@@ -64,3 +65,5 @@ func clientCredentials(t *testing.T, em *emulator.Emulator, id, secret, scope st
 	t.Helper()
 	return emutest.Token(t, em, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {scope}})["access_token"].(string)
 }
+
+type serverConfig = server.Config

@@ -24,8 +24,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/graph"
 	"github.com/entramcp/entramcp/internal/audit"
 	"github.com/entramcp/entramcp/internal/httpx"
+	"github.com/entramcp/entramcp/internal/ids"
 	"github.com/entramcp/entramcp/internal/metrics"
 	"github.com/entramcp/entramcp/mcpauth"
 	"github.com/entramcp/entramcp/tools"
@@ -50,6 +52,21 @@ type Config struct {
 	AllowedOrigins []string
 	MaxBodyBytes   int64
 	ResourceName   string
+	// Credentials for On-Behalf-Of (one of them): a client secret, a certificate file (PEM or
+	// PFX with password), or a managed identity used as a federated credential.
+	ClientSecret              string
+	ClientCertificate         string
+	ClientCertificatePassword string
+	ManagedIdentityClientID   string
+	UseSystemManagedIdentity  bool
+	// GraphBaseURL is Microsoft Graph's root (default: the cloud's).
+	GraphBaseURL string
+	// AdminGroupID gates the admin-only tools (the Message Center tools by default).
+	AdminGroupID string
+	// MessageCenter is admins (default), all or off.
+	MessageCenter string
+	// GroupCacheTTL is how long Graph group answers are reused per user.
+	GroupCacheTTL time.Duration
 	// MinKeyRefetch bounds refetches of the JWKS for unknown kids (default 1 minute).
 	MinKeyRefetch time.Duration
 	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
@@ -70,7 +87,11 @@ type Server struct {
 	handler  http.Handler
 	mcpURL   string
 
+	obo          *entra.OBOClient
+	graphTools   *tools.Graph
 	requests     *metrics.CounterVec
+	oboResults   *metrics.CounterVec
+	graphCalls   *metrics.CounterVec
 	authFailures *metrics.CounterVec
 	jwks         *metrics.CounterVec
 	latency      *metrics.Histogram
@@ -106,6 +127,8 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	s.authFailures = s.reg.NewCounterVec("entramcp_auth_failures_total", "Refused MCP requests by reason.", "reason")
 	s.jwks = s.reg.NewCounterVec("entramcp_jwks_refreshes_total", "Signing-key fetches by result.", "result")
 	s.latency = s.reg.NewHistogram("entramcp_request_duration_seconds", "MCP endpoint latency.", metrics.DefaultLatencyBuckets)
+	s.oboResults = s.reg.NewCounterVec("entramcp_obo_total", "On-Behalf-Of token lookups by result (hit, shared_hit, miss, AADSTS code, unavailable).", "result")
+	s.graphCalls = s.reg.NewCounterVec("entramcp_graph_responses_total", "Microsoft Graph responses by HTTP status.", "code")
 
 	httpClient, err := outboundClient(cfg.CAFile)
 	if err != nil {
@@ -139,16 +162,85 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	if err != nil {
 		return nil, &ConfigError{"ENTRAMCP_BASE_URL", err.Error()}
 	}
-	s.policy = mcpauth.NewPolicy(nil, s.onAudit)
+	if err := s.setupGraph(cfg, httpClient); err != nil {
+		return nil, err
+	}
+	var groups mcpauth.GroupChecker
+	if s.graphTools != nil {
+		groups = s.graphTools
+	}
+	s.policy = mcpauth.NewPolicy(groups, s.onAudit)
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "entramcp", Title: "entramcp", Version: Version}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 		Instructions: "Tools run as the signed-in Microsoft Entra user.",
 	})
-	tools.AddWhoAmI(s.mcp)
+	if s.graphTools != nil {
+		s.graphTools.Register(s.mcp, s.policy)
+	} else {
+		tools.AddWhoAmI(s.mcp)
+	}
 	s.mcp.AddReceivingMiddleware(s.policy.Middleware())
 	s.handler = s.routes()
 	return s, nil
 }
+
+// setupGraph builds the On-Behalf-Of client and the Graph tools when a credential is configured.
+// Without one the server still verifies tokens and offers whoami from the claims.
+func (s *Server) setupGraph(cfg Config, httpClient *http.Client) error {
+	var cred entra.Credential
+	n := 0
+	if cfg.ClientSecret != "" {
+		cred, n = entra.SecretCredential(cfg.ClientSecret), n+1
+	}
+	if cfg.ClientCertificate != "" {
+		c, err := entra.LoadCertificate(cfg.ClientCertificate, cfg.ClientCertificatePassword)
+		if err != nil {
+			return &ConfigError{"ENTRA_CLIENT_CERTIFICATE", err.Error()}
+		}
+		cred, n = c, n+1
+	}
+	if cfg.ManagedIdentityClientID != "" || cfg.UseSystemManagedIdentity {
+		cred, n = entra.ManagedIdentityCredential(entra.ManagedIdentityOptions{ClientID: cfg.ManagedIdentityClientID,
+			Audience: s.verifier.Cloud().TokenExchangeAudience, HTTPClient: httpClient}), n+1
+	}
+	if n > 1 {
+		return &ConfigError{"ENTRA_CLIENT_SECRET", "set only one of ENTRA_CLIENT_SECRET, ENTRA_CLIENT_CERTIFICATE and ENTRA_MANAGED_IDENTITY_CLIENT_ID"}
+	}
+	if cred == nil {
+		s.log.Warn("no client credential configured: Microsoft Graph tools are off (set ENTRA_CLIENT_CERTIFICATE, ENTRA_MANAGED_IDENTITY_CLIENT_ID or ENTRA_CLIENT_SECRET)")
+		return nil
+	}
+	switch cfg.MessageCenter {
+	case "", "admins", "all", "off":
+	default:
+		return &ConfigError{"ENTRAMCP_MESSAGE_CENTER", fmt.Sprintf("%q must be admins, all or off", cfg.MessageCenter)}
+	}
+	if cfg.AdminGroupID != "" && !ids.IsGUID(cfg.AdminGroupID) {
+		return &ConfigError{"ENTRAMCP_ADMIN_GROUP_ID", fmt.Sprintf("%q must be the group's object id (a GUID)", cfg.AdminGroupID)}
+	}
+	graphURL := cfg.GraphBaseURL
+	if graphURL == "" {
+		graphURL = s.verifier.Cloud().GraphURL
+	}
+	gc, err := graph.New(graph.Options{BaseURL: graphURL, HTTPClient: httpClient, OnResponse: func(_ string, status int) { s.graphCalls.Inc(statusCode(status)) }})
+	if err != nil {
+		return &ConfigError{"GRAPH_BASE_URL", err.Error()}
+	}
+	tenant := cfg.TenantID
+	s.obo, err = entra.NewOBOClient(entra.OBOOptions{AuthorityHost: cfg.AuthorityHost, TenantID: tenant, ClientID: cfg.ClientID, Credential: cred,
+		HTTPClient: httpClient, Logger: s.log, OnResult: s.oboResults.Inc})
+	if err != nil {
+		return &ConfigError{"", err.Error()}
+	}
+	// The OBO scope names Graph as a resource (the cloud's identifier), whatever GRAPH_BASE_URL
+	// points the HTTP calls at.
+	scope := s.verifier.Cloud().GraphURL + "/.default"
+	s.graphTools = &tools.Graph{OBO: s.obo, Client: gc, Scopes: []string{scope}, AdminGroupID: cfg.AdminGroupID, MessageCenter: cfg.MessageCenter, GroupCacheTTL: cfg.GroupCacheTTL, Logger: s.log}
+	return nil
+}
+
+// OBO is the On-Behalf-Of client, or nil when no credential is configured.
+func (s *Server) OBO() *entra.OBOClient { return s.obo }
 
 // ConfigError names the setting that is wrong.
 type ConfigError struct{ Setting, Msg string }

@@ -60,7 +60,7 @@ func Start(t testing.TB, o Options) *Env {
 	sc := server.Config{
 		Listen: ln.Addr().String(), BaseURL: "http://" + ln.Addr().String(), TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
 		RequiredScopes: info.Apps.Server.Scopes[:1], AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile,
-		ResourceName: "entramcp test",
+		ResourceName: "entramcp test", ClientSecret: info.Apps.Server.ClientSecret, GraphBaseURL: info.GraphURL, AdminGroupID: info.AdminGroupID,
 	}
 	if o.Server != nil {
 		o.Server(&sc)
