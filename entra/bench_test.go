@@ -3,6 +3,7 @@ package entra_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/entramcp/entramcp/entra"
 )
@@ -41,4 +42,23 @@ func BenchmarkVerifyRepeat(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkOBOCacheHit is the whole cost of the On-Behalf-Of layer when warm: hashing the
+// assertion, building the key, one LRU lookup.
+func BenchmarkOBOCacheHit(b *testing.B) {
+	em := startEmulator(b, nil)
+	c := oboClient(b, em, secret(em), nil)
+	user := token(b, em, "alice", api)
+	exp := time.Now().Add(time.Hour)
+	if _, err := c.Token(context.Background(), user, exp, []string{graphDefault}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Token(context.Background(), user, exp, []string{graphDefault}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -2,7 +2,6 @@ package entra
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -169,16 +168,22 @@ func (c *OBOClient) Token(ctx context.Context, assertion string, assertionExpiry
 	if assertion == "" || len(scopes) == 0 {
 		return nil, errors.New("on-behalf-of needs an assertion and at least one scope")
 	}
-	sorted := slices.Clone(scopes)
-	slices.Sort(sorted)
-	sum := sha256.Sum256([]byte(assertion))
-	key := hex.EncodeToString(sum[:]) + "|" + strings.Join(sorted, " ")
+	sorted := scopes
+	if len(scopes) > 1 {
+		sorted = slices.Clone(scopes)
+		slices.Sort(sorted)
+	}
+	scopeKey := sorted[0]
+	if len(sorted) > 1 {
+		scopeKey = strings.Join(sorted, " ")
+	}
+	key := oboKey{assertion: cacheKey(assertion), scopes: scopeKey}
 	now := c.o.Now()
 	if t, ok := c.cache.get(key, now.Add(c.o.Margin)); ok {
 		c.result("hit")
 		return t, nil
 	}
-	v, err, _ := c.flight.Do(key, func() (any, error) {
+	v, err, _ := c.flight.Do(key.String(), func() (any, error) {
 		if t, ok := c.cache.get(key, c.o.Now().Add(c.o.Margin)); ok { // filled while we waited
 			return t, nil
 		}
@@ -221,8 +226,17 @@ func (c *OBOClient) Token(ctx context.Context, assertion string, assertionExpiry
 	return v.(*DownstreamToken), nil
 }
 
-func (c *OBOClient) sharedGet(ctx context.Context, key string) *DownstreamToken {
-	b, ok, err := c.o.Shared.Get(ctx, "obo:"+key)
+// oboKey identifies a cached exchange: SHA-256 of the assertion and the sorted scopes.
+type oboKey struct {
+	assertion [32]byte
+	scopes    string
+}
+
+// String is the key's form for singleflight and the shared tier: no token in it.
+func (k oboKey) String() string { return hex.EncodeToString(k.assertion[:]) + "|" + k.scopes }
+
+func (c *OBOClient) sharedGet(ctx context.Context, key oboKey) *DownstreamToken {
+	b, ok, err := c.o.Shared.Get(ctx, "obo:"+key.String())
 	if err != nil || !ok {
 		return nil
 	}
@@ -233,12 +247,12 @@ func (c *OBOClient) sharedGet(ctx context.Context, key string) *DownstreamToken 
 	return &t
 }
 
-func (c *OBOClient) sharedSet(ctx context.Context, key string, t *DownstreamToken, ttl time.Duration) {
+func (c *OBOClient) sharedSet(ctx context.Context, key oboKey, t *DownstreamToken, ttl time.Duration) {
 	if ttl <= 0 {
 		return
 	}
 	b, _ := json.Marshal(t)
-	if err := c.o.Shared.Set(ctx, "obo:"+key, b, ttl); err != nil {
+	if err := c.o.Shared.Set(ctx, "obo:"+key.String(), b, ttl); err != nil {
 		c.o.Logger.Warn("shared OBO cache write failed; continuing with the local cache", "err", err)
 	}
 }
@@ -330,22 +344,22 @@ func (c *OBOClient) classify(status int, body []byte, scopes []string) *OBOError
 type oboCache struct {
 	mu    sync.Mutex
 	size  int
-	items map[string]*oboEntry
+	items map[oboKey]*oboEntry
 	head  *oboEntry // most recent
 	tail  *oboEntry
 }
 
 type oboEntry struct {
-	key        string
+	key        oboKey
 	tok        *DownstreamToken
 	until      time.Time
 	prev, next *oboEntry
 }
 
-func newOBOCache(size int) *oboCache { return &oboCache{size: size, items: map[string]*oboEntry{}} }
+func newOBOCache(size int) *oboCache { return &oboCache{size: size, items: map[oboKey]*oboEntry{}} }
 
 // get returns the token when it is valid beyond horizon (now + margin).
-func (c *oboCache) get(key string, horizon time.Time) (*DownstreamToken, bool) {
+func (c *oboCache) get(key oboKey, horizon time.Time) (*DownstreamToken, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[key]
@@ -360,7 +374,7 @@ func (c *oboCache) get(key string, horizon time.Time) (*DownstreamToken, bool) {
 	return e.tok, true
 }
 
-func (c *oboCache) put(key string, t *DownstreamToken, until time.Time) {
+func (c *oboCache) put(key oboKey, t *DownstreamToken, until time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {

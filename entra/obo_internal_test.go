@@ -19,11 +19,11 @@ func TestOBOCacheMemoryIsBounded(t *testing.T) {
 		return m.HeapAlloc
 	}
 	for i := 0; i < 100_000; i++ {
-		c.put("assertion-"+strconv.Itoa(i)+"|https://graph.microsoft.com/.default", tok, until)
+		c.put(oboKey{assertion: cacheKey("assertion-" + strconv.Itoa(i)), scopes: "https://graph.microsoft.com/.default"}, tok, until)
 	}
 	base := heap()
 	for i := 100_000; i < 1_000_000; i++ {
-		c.put("assertion-"+strconv.Itoa(i)+"|https://graph.microsoft.com/.default", tok, until)
+		c.put(oboKey{assertion: cacheKey("assertion-" + strconv.Itoa(i)), scopes: "https://graph.microsoft.com/.default"}, tok, until)
 	}
 	after := heap()
 	if c.len() != 10_000 {
@@ -33,10 +33,10 @@ func TestOBOCacheMemoryIsBounded(t *testing.T) {
 		t.Fatalf("heap grew from %d to %d over 900,000 more assertions", base, after)
 	}
 	// The most recent entry is there, the oldest gone.
-	if _, ok := c.get("assertion-999999|https://graph.microsoft.com/.default", time.Now()); !ok {
+	if _, ok := c.get(oboKey{assertion: cacheKey("assertion-999999"), scopes: "https://graph.microsoft.com/.default"}, time.Now()); !ok {
 		t.Fatal("newest entry evicted")
 	}
-	if _, ok := c.get("assertion-0|https://graph.microsoft.com/.default", time.Now()); ok {
+	if _, ok := c.get(oboKey{assertion: cacheKey("assertion-0"), scopes: "https://graph.microsoft.com/.default"}, time.Now()); ok {
 		t.Fatal("oldest entry kept")
 	}
 	t.Logf("heap after 100k assertions %.1f MB, after 1M %.1f MB", float64(base)/1e6, float64(after)/1e6)

@@ -7,10 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/entra"
 	"github.com/entramcp/entramcp/internal/emutest"
 	"github.com/entramcp/entramcp/internal/server"
 	"github.com/entramcp/entramcp/internal/testenv"
+	"github.com/entramcp/entramcp/mcpauth"
 )
 
 // postWith sends initialize with a raw Authorization header value (and extra headers; a key
@@ -67,3 +71,5 @@ func clientCredentials(t *testing.T, em *emulator.Emulator, id, secret, scope st
 }
 
 type serverConfig = server.Config
+
+func identityOf(req mcp.Request) *entra.Identity { return mcpauth.IdentityFrom(req) }
