@@ -28,6 +28,8 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "GRAPH_BASE_URL", Flag: "graph-base-url", Help: "Microsoft Graph root (default: the cloud's, e.g. https://graph.microsoft.com)"},
 		&config.Setting{Env: "ENTRAMCP_ADMIN_GROUP_ID", Flag: "admin-group-id", Help: "object id of the Entra group whose members may use the admin-only tools"},
 		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
+		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process) or redis://host:6379/0 (replicas); empty keeps On-Behalf-Of results in memory"},
+		&config.Setting{Env: "ENTRAMCP_ENCRYPTION_KEY", Flag: "encryption-key", Secret: true, Help: "key(s) sealing the store at rest: [kid:]base64 of 32 random bytes, comma-separated, newest first"},
 		&config.Setting{Env: "ENTRAMCP_GROUP_CACHE_TTL", Flag: "group-cache-ttl", Default: "5m", Help: "how long a Graph group-membership answer is reused per user"},
 		&config.Setting{Env: "ENTRA_IDENTIFIER_URI", Flag: "identifier-uri", Help: "the API's application id URI (default api://CLIENT_ID)"},
 		&config.Setting{Env: "ENTRA_REQUIRED_SCOPES", Flag: "required-scopes", Default: "mcp-access", Help: "delegated scopes every user token must carry, short names, comma-separated"},
@@ -54,7 +56,7 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		AllowedOrigins: set.List("ENTRAMCP_ALLOWED_ORIGINS"), ResourceName: "entramcp",
 		ClientSecret: set.String("ENTRA_CLIENT_SECRET"), ClientCertificate: set.String("ENTRA_CLIENT_CERTIFICATE"),
 		ClientCertificatePassword: set.String("ENTRA_CLIENT_CERTIFICATE_PASSWORD"), ManagedIdentityClientID: set.String("ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
-		GraphBaseURL: set.String("GRAPH_BASE_URL"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
+		GraphBaseURL: set.String("GRAPH_BASE_URL"), Store: set.String("ENTRAMCP_STORE"), EncryptionKey: set.String("ENTRAMCP_ENCRYPTION_KEY"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
 	}
 	if c.ManagedIdentityClientID == "system" {
 		c.ManagedIdentityClientID = ""

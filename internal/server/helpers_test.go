@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/entra"
@@ -73,3 +75,34 @@ func clientCredentials(t *testing.T, em *emulator.Emulator, id, secret, scope st
 type serverConfig = server.Config
 
 func identityOf(req mcp.Request) *entra.Identity { return mcpauth.IdentityFrom(req) }
+
+func connectURL(t *testing.T, mcpURL, token string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "replica-client", Version: "1"}, nil)
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{
+		Endpoint: mcpURL, HTTPClient: &http.Client{Transport: bearerTransport{token, http.DefaultTransport}},
+	}, nil)
+	if err != nil {
+		t.Fatalf("connect %s: %v", mcpURL, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+// redisDump returns every key and string value in the Redis database, for leak checks.
+func redisDump(t *testing.T, url string) string {
+	t.Helper()
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	var b strings.Builder
+	keys, _ := c.Keys(context.Background(), "*").Result()
+	for _, k := range keys {
+		v, _ := c.Get(context.Background(), k).Result()
+		b.WriteString(k + "=" + v + "\n")
+	}
+	return b.String()
+}

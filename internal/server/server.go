@@ -30,6 +30,7 @@ import (
 	"github.com/entramcp/entramcp/internal/ids"
 	"github.com/entramcp/entramcp/internal/metrics"
 	"github.com/entramcp/entramcp/mcpauth"
+	"github.com/entramcp/entramcp/store"
 	"github.com/entramcp/entramcp/tools"
 )
 
@@ -67,6 +68,10 @@ type Config struct {
 	MessageCenter string
 	// GroupCacheTTL is how long Graph group answers are reused per user.
 	GroupCacheTTL time.Duration
+	// Store is the shared state (ENTRAMCP_STORE): with it, On-Behalf-Of results are shared by
+	// replicas (sealed with EncryptionKey). Empty: process memory only.
+	Store         string
+	EncryptionKey string
 	// MinKeyRefetch bounds refetches of the JWKS for unknown kids (default 1 minute).
 	MinKeyRefetch time.Duration
 	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
@@ -88,6 +93,7 @@ type Server struct {
 	mcpURL   string
 
 	obo          *entra.OBOClient
+	store        store.Store
 	graphTools   *tools.Graph
 	requests     *metrics.CounterVec
 	oboResults   *metrics.CounterVec
@@ -226,9 +232,16 @@ func (s *Server) setupGraph(cfg Config, httpClient *http.Client) error {
 	if err != nil {
 		return &ConfigError{"GRAPH_BASE_URL", err.Error()}
 	}
-	tenant := cfg.TenantID
-	s.obo, err = entra.NewOBOClient(entra.OBOOptions{AuthorityHost: cfg.AuthorityHost, TenantID: tenant, ClientID: cfg.ClientID, Credential: cred,
-		HTTPClient: httpClient, Logger: s.log, OnResult: s.oboResults.Inc})
+	var shared entra.SharedTokenCache
+	if cfg.Store != "" {
+		st, err := s.openStore(cfg)
+		if err != nil {
+			return err
+		}
+		shared = store.TokenCache{S: st}
+	}
+	s.obo, err = entra.NewOBOClient(entra.OBOOptions{AuthorityHost: cfg.AuthorityHost, TenantID: cfg.TenantID, ClientID: cfg.ClientID, Credential: cred,
+		HTTPClient: httpClient, Logger: s.log, OnResult: s.oboResults.Inc, Shared: shared})
 	if err != nil {
 		return &ConfigError{"", err.Error()}
 	}
@@ -237,6 +250,28 @@ func (s *Server) setupGraph(cfg Config, httpClient *http.Client) error {
 	scope := s.verifier.Cloud().GraphURL + "/.default"
 	s.graphTools = &tools.Graph{OBO: s.obo, Client: gc, Scopes: []string{scope}, AdminGroupID: cfg.AdminGroupID, MessageCenter: cfg.MessageCenter, GroupCacheTTL: cfg.GroupCacheTTL, Logger: s.log}
 	return nil
+}
+
+// openStore opens ENTRAMCP_STORE sealed with ENTRAMCP_ENCRYPTION_KEY; a store outside process
+// memory without a strong key is refused.
+func (s *Server) openStore(cfg Config) (store.Store, error) {
+	var kr *store.Keyring
+	if cfg.EncryptionKey == "" && cfg.Store == "memory:" {
+		kr, _ = store.NewRandomKeyring()
+	} else {
+		var err error
+		if kr, err = store.ParseKeyring(cfg.EncryptionKey); err != nil {
+			return nil, &ConfigError{"ENTRAMCP_ENCRYPTION_KEY", err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, &ConfigError{"ENTRAMCP_STORE", err.Error()}
+	}
+	s.store = store.Encrypted(raw, kr)
+	return s.store, nil
 }
 
 // OBO is the On-Behalf-Of client, or nil when no credential is configured.
@@ -324,6 +359,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	s.audit.Close()
+	if s.store != nil {
+		s.store.Close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return srv.Close()
 	}
