@@ -44,8 +44,7 @@ func TestReplicasShareOBOResults(t *testing.T) {
 	}
 	// The shared tier holds Graph tokens: sealed, so no JWT text is in Redis.
 	if dump := redisDump(t, redis.URL); !strings.Contains(dump, "entramcp:obo:") || strings.Contains(dump, "eyJ0eXAi") {
-		t.Fatalf("Redis holds no sealed OBO entries, or holds a plaintext JWT:
-%.300s", dump)
+		t.Fatalf("Redis holds no sealed OBO entries, or holds a plaintext JWT:\n%.300s", dump)
 	}
 }
 
