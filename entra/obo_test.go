@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"software.sslmate.com/src/go-pkcs12"
+
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/entra"
 	"github.com/entramcp/entramcp/internal/emutest"
@@ -68,6 +70,20 @@ func TestOBOWithEachCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	parsed, _ := x509.ParseCertificate(der)
+	pfx, err := pkcs12.Modern.Encode(key, parsed, nil, "pfx-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfxPath := filepath.Join(t.TempDir(), "cert.pfx")
+	os.WriteFile(pfxPath, pfx, 0o600)
+	pfxCred, err := entra.LoadCertificate(pfxPath, "pfx-password")
+	if err != nil {
+		t.Fatalf("PFX: %v", err)
+	}
+	if _, err := entra.LoadCertificate(pfxPath, "wrong"); err == nil {
+		t.Fatal("PFX opened with the wrong password")
+	}
 	// The managed identity needs a federated credential on the server app.
 	mi := em.Info().ManagedIdentity
 	if err := addFIC(t, em, mi.PrincipalID); err != nil {
@@ -76,7 +92,7 @@ func TestOBOWithEachCredential(t *testing.T) {
 	miCred := entra.ManagedIdentityCredential(entra.ManagedIdentityOptions{ClientID: mi.ClientID, IdentityEndpoint: mi.IdentityEndpoint,
 		IdentityHeader: mi.IdentityHeader, HTTPClient: em.HTTPClient()})
 	imdsCred := entra.ManagedIdentityCredential(entra.ManagedIdentityOptions{ClientID: mi.ClientID, IMDSEndpoint: mi.IMDSEndpoint, HTTPClient: em.HTTPClient()})
-	for name, cred := range map[string]entra.Credential{"secret": secret(em), "certificate": cert, "managed identity (App Service)": miCred, "managed identity (IMDS)": imdsCred} {
+	for name, cred := range map[string]entra.Credential{"secret": secret(em), "certificate": cert, "certificate (PFX)": pfxCred, "managed identity (App Service)": miCred, "managed identity (IMDS)": imdsCred} {
 		c := oboClient(t, em, cred, nil)
 		user := emutest.UserToken(t, em, "alice")
 		tok, err := c.Token(context.Background(), user, time.Now().Add(time.Hour), []string{graphDefault})

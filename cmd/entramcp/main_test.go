@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/entramcp/entramcp/emulator"
 )
@@ -240,4 +244,63 @@ func TestDevServesMCPAndRedactsSecrets(t *testing.T) {
 		t.Fatalf("effective configuration must show ENTRA_CLIENT_SECRET redacted:\n%s", text)
 	}
 	stopCLI(t, cmd)
+}
+
+// The whole path through the real binary: `entramcp dev`, a user token from the emulator, and
+// the go-sdk client. alice (admin group, Message Center reader) sees and calls the Message
+// Center tools; bob does not see them.
+func TestDevGraphToolsWithARealClient(t *testing.T) {
+	cmd, info, _ := startCLI(t, "dev", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, cmd)
+	ca := caClient(t, info.CAFile)
+	token := func(user, pw string) string {
+		resp, err := ca.PostForm(info.Authority+"/oauth2/v2.0/token", url.Values{"grant_type": {"password"}, "client_id": {info.Apps.Client.ClientID},
+			"username": {user}, "password": {pw}, "scope": {info.Apps.Server.IdentifierURI + "/mcp-access openid profile"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&b)
+		return b.AccessToken
+	}
+	session := func(tok string) *mcp.ClientSession {
+		c := mcp.NewClient(&mcp.Implementation{Name: "cli-test", Version: "1"}, nil)
+		cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: info.MCPURL,
+			HTTPClient: &http.Client{Transport: authHeader{"Bearer " + tok}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cs.Close() })
+		return cs
+	}
+	alice := session(token("alice", info.Users[0].Password))
+	res, err := alice.CallTool(context.Background(), &mcp.CallToolParams{Name: "get_service_messages", Arguments: map[string]any{"top": 3, "major_only": true}})
+	if err != nil || res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "admin.microsoft.com") {
+		t.Fatalf("alice get_service_messages: %v %+v", err, res)
+	}
+	bob := session(token("bob", info.Users[1].Password))
+	tools, err := bob.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range tools.Tools {
+		if tl.Name == "get_service_messages" || tl.Name == "get_message" {
+			t.Fatalf("bob sees %s", tl.Name)
+		}
+	}
+	res, err = bob.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+	if err != nil || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "Bob Example") {
+		t.Fatalf("bob whoami: %v %+v", err, res)
+	}
+}
+
+type authHeader struct{ v string }
+
+func (a authHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", a.v)
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -73,7 +73,10 @@ func TestExpensesPerUserAndAdminStats(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := 0; i < 10; i++ { // concurrent adds by one user lose nothing
 		wg.Add(1)
-		go func() { defer wg.Done(); call(alice, "add_expense", map[string]any{"amount": 10, "category": "meals", "description": "lunch"}) }()
+		go func() {
+			defer wg.Done()
+			call(alice, "add_expense", map[string]any{"amount": 10, "category": "meals", "description": "lunch"})
+		}()
 	}
 	wg.Wait()
 	call(bob, "add_expense", map[string]any{"amount": 99.5, "category": "travel", "description": "train", "date": "2026-11-01"})

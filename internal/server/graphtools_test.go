@@ -186,3 +186,28 @@ func TestMFAClaimsChallenge(t *testing.T) {
 		t.Fatalf("tools/list after the challenge: %d", resp.StatusCode)
 	}
 }
+
+// When the groups claim overflows, admin tools are decided by asking Graph (On-Behalf-Of).
+func TestGroupGuardFallsBackToGraphOnOverage(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{Config: func(c *emulator.Config) { c.Settings.GroupsOverageLimit = 2 }})
+	tok := env.UserToken(t, "alice")
+	if c := testenv.Claims(t, tok); c["groups"] != nil || c["_claim_names"] == nil {
+		t.Fatalf("expected an overage token: %v", c)
+	}
+	alice := connect(t, env, tok)
+	before := env.Emulator.Stats().Graph["GET /v1.0/me/transitiveMemberOf/{cast}"]
+	if res, text, _ := call(t, alice, "get_service_messages", map[string]any{"top": 1}); res.IsError {
+		t.Fatalf("alice (admin via Graph): %s", text)
+	}
+	if n := env.Emulator.Stats().Graph["GET /v1.0/me/transitiveMemberOf/{cast}"] - before; n < 1 {
+		t.Fatal("the group guard did not ask Graph")
+	}
+	// The answer is cached per user: more calls, no more membership queries.
+	mid := env.Emulator.Stats().Graph["GET /v1.0/me/transitiveMemberOf/{cast}"]
+	for i := 0; i < 5; i++ {
+		call(t, alice, "get_message", map[string]any{"id": "MC172851"})
+	}
+	if n := env.Emulator.Stats().Graph["GET /v1.0/me/transitiveMemberOf/{cast}"] - mid; n != 0 {
+		t.Fatalf("%d more membership queries, want 0 (cached)", n)
+	}
+}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -57,9 +60,14 @@ func BenchmarkGraphToolOBO(b *testing.B) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for _, tool := range []string{"me_direct", "me_obo", "me_direct", "me_obo"} {
 		b.Run(fmt.Sprintf("tool=%s", tool), func(b *testing.B) {
+			var mu sync.Mutex
+			var lat []time.Duration
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
+				var local []time.Duration
+				defer func() { mu.Lock(); lat = append(lat, local...); mu.Unlock() }()
 				for pb.Next() {
+					start := time.Now()
 					body := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(ids.Add(1), 10) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
 					req, _ := http.NewRequest(http.MethodPost, env.MCPURL, strings.NewReader(body))
 					for k, v := range headers {
@@ -78,8 +86,14 @@ func BenchmarkGraphToolOBO(b *testing.B) {
 						b.Errorf("%s: %s", tool, out)
 						return
 					}
+					local = append(local, time.Since(start))
 				}
 			})
+			slices.Sort(lat)
+			if n := len(lat); n > 0 {
+				b.ReportMetric(float64(lat[n/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[n*99/100].Microseconds()), "p99-µs")
+			}
 		})
 	}
 	if n := em.Stats().Token["on_behalf_of"]; n != 2 {
