@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bolt is the embedded store: one bbolt file, one process (bbolt locks the file). Each kind is
@@ -30,7 +31,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("ENTRAMCP_STORE: %s is locked by another process (bbolt is single-process; use Redis for several replicas)", path)
 		}
 		return nil, fmt.Errorf("ENTRAMCP_STORE: %w", err)

@@ -11,8 +11,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"log"
 	"net/http"
 	"os"
@@ -60,19 +58,11 @@ func envOr(k, def string) string {
 	return def
 }
 
+// httpClient trusts ENTRAMCP_CA_FILE too (the emulator's CA), besides the system roots.
 func httpClient() *http.Client {
-	path := os.Getenv("ENTRAMCP_CA_FILE")
-	if path == "" {
-		return nil
-	}
-	pem, err := os.ReadFile(path)
+	c, err := entra.NewHTTPClient(os.Getenv("ENTRAMCP_CA_FILE"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	pool, _ := x509.SystemCertPool()
-	if pool == nil {
-		pool = x509.NewCertPool()
-	}
-	pool.AppendCertsFromPEM(pem)
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return c
 }

@@ -6,8 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -136,7 +134,7 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	s.oboResults = s.reg.NewCounterVec("entramcp_obo_total", "On-Behalf-Of token lookups by result (hit, shared_hit, miss, AADSTS code, unavailable).", "result")
 	s.graphCalls = s.reg.NewCounterVec("entramcp_graph_responses_total", "Microsoft Graph responses by HTTP status.", "code")
 
-	httpClient, err := outboundClient(cfg.CAFile)
+	httpClient, err := entra.NewHTTPClient(cfg.CAFile)
 	if err != nil {
 		return nil, &ConfigError{"ENTRAMCP_CA_FILE", err.Error()}
 	}
@@ -285,28 +283,6 @@ func (e *ConfigError) Error() string {
 		return "configuration: " + e.Msg
 	}
 	return "configuration: " + e.Setting + ": " + e.Msg
-}
-
-// outboundClient is the HTTP client for Entra (and later Graph): the system roots plus an
-// optional extra CA (the emulator's).
-func outboundClient(caFile string) (*http.Client, error) {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 32
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
-		}
-		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: t, Timeout: 15 * time.Second}, nil
 }
 
 // MCPURL is the public URL of the MCP endpoint.
