@@ -295,6 +295,60 @@ func TestDevGraphToolsWithARealClient(t *testing.T) {
 	if err != nil || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, "Bob Example") {
 		t.Fatalf("bob whoami: %v %+v", err, res)
 	}
+
+	// Faults through the emulator's HTTP test controls, as a script would drive them.
+	control := func(path, body string) {
+		resp, err := ca.Post(info.EmulatorURL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	text := func(cs *mcp.ClientSession, tool string) string {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool})
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		return res.Content[0].(*mcp.TextContent).Text
+	}
+	// Consent missing: a fresh token (new assertion, so no cached exchange) meets the revoked grant.
+	control("/_emulator/consents", `{"client":"`+info.Apps.Server.ClientID+`","resource":"00000003-0000-0000-c000-000000000000","revoke":true}`)
+	if got := text(session(token("bob", info.Users[1].Password)), "list_my_groups"); !strings.Contains(got, "adminconsent") {
+		t.Fatalf("consent missing: %s", got)
+	}
+	control("/_emulator/consents", `{"client":"`+info.Apps.Server.ClientID+`","resource":"00000003-0000-0000-c000-000000000000","scope":"User.Read GroupMember.Read.All ServiceMessage.Read.All"}`)
+	// Graph throttling beyond the retry budget: a retryable error that says how long to wait.
+	control("/_emulator/faults", `{"target":"graph","throttle_next":10,"retry_after":"30"}`)
+	if got := text(bob, "list_my_groups"); !strings.Contains(got, "retryable") {
+		t.Fatalf("throttled: %s", got)
+	}
+	resp, _ := ca.Do(mustRequest(t, http.MethodDelete, info.EmulatorURL+"/_emulator/faults"))
+	resp.Body.Close()
+	// MFA required by a policy: the client gets HTTP 401 (insufficient_claims).
+	beforePolicy := session(token("alice", info.Users[0].Password))
+	control("/_emulator/policies", `{"user":"alice","resource":"00000003-0000-0000-c000-000000000000"}`)
+	if _, err := beforePolicy.CallTool(context.Background(), &mcp.CallToolParams{Name: "list_my_groups"}); err == nil || !strings.Contains(err.Error(), "Unauthorized") {
+		t.Fatalf("MFA required: %v, want an HTTP 401", err)
+	}
+	resp, _ = ca.Do(mustRequest(t, http.MethodDelete, info.EmulatorURL+"/_emulator/policies"))
+	resp.Body.Close()
+	// Entra down (503 for two seconds): a fresh token's exchange fails as retryable.
+	fresh := session(token("bob", info.Users[1].Password))
+	control("/_emulator/faults", `{"target":"login","outage":"503","duration":"2s"}`)
+	if got := text(fresh, "list_my_groups"); !strings.Contains(got, "retryable") {
+		t.Fatalf("Entra down: %s", got)
+	}
+}
+
+func mustRequest(t *testing.T, method, u string) *http.Request {
+	r, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 type authHeader struct{ v string }
