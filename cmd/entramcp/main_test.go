@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -357,4 +358,87 @@ func (a authHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", a.v)
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// token and call, end to end: sign in through the printed URL (the emulator's auto-approve
+// stands in for the person), the token cache, refresh, and tool calls.
+func TestTokenAndCall(t *testing.T) {
+	dev, info, _ := startCLI(t, "dev", "--listen", "127.0.0.1:0", "--auto-approve")
+	defer stopCLI(t, dev)
+	cache := t.TempDir()
+	common := []string{"--ca-file", info.CAFile, "--cache-dir", cache, "--no-browser", "--login-hint", "alice"}
+	browser := caClient(t, info.CAFile)
+
+	// First run: the CLI prints the URL and waits; the "browser" follows it to the loopback.
+	cmd := exec.Command(binary, append([]string{"token", info.MCPURL, "--claims"}, common...)...)
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var authURL string
+	for deadline := time.Now().Add(20 * time.Second); authURL == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, rest, ok := strings.Cut(stderr.String(), "Sign in at:\n  "); ok && strings.Contains(rest, "\n") {
+			authURL = rest[:strings.Index(rest, "\n")]
+		}
+	}
+	if authURL == "" {
+		cmd.Process.Kill()
+		t.Fatalf("no sign-in URL printed:\n%s", stderr.String())
+	}
+	resp, err := browser.Get(authURL)
+	if err != nil {
+		t.Fatalf("following the sign-in URL: %v", err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Signed in") {
+		t.Fatalf("loopback page: %s", page)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("token: %v\n%s", err, stderr.String())
+	}
+	var claims map[string]any
+	if err := json.Unmarshal([]byte(stdout.String()), &claims); err != nil || claims["oid"] != info.Users[0].OID || claims["azp"] != "04b07795-8ddb-461a-bbee-02f9e1bf7b46" {
+		t.Fatalf("claims: %v %s", err, stdout.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cache files: %v", files)
+	}
+	if st, _ := os.Stat(files[0]); st.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file mode %v", st.Mode().Perm())
+	}
+
+	// Second run: from the cache, no sign-in.
+	out, errOut, code := runCLI(t, append([]string{"token", info.MCPURL}, common...)...)
+	if code != 0 || !strings.Contains(errOut, "token from cache") || strings.Contains(errOut, "Sign in at") || strings.Count(out, ".") != 2 {
+		t.Fatalf("cached token: exit %d\n%s", code, errOut)
+	}
+	// An expired cache entry is refreshed, not signed in again.
+	data, _ := os.ReadFile(files[0])
+	var entry map[string]any
+	json.Unmarshal(data, &entry)
+	entry["expires_at"] = time.Now().Add(-time.Minute).Format(time.RFC3339)
+	data, _ = json.Marshal(entry)
+	os.WriteFile(files[0], data, 0o600)
+	if _, errOut, code = runCLI(t, append([]string{"token", info.MCPURL}, common...)...); code != 0 || !strings.Contains(errOut, "token from refresh") {
+		t.Fatalf("refresh: exit %d\n%s", code, errOut)
+	}
+
+	// call: list tools, call one with arguments, and a tool error exits 1.
+	out, errOut, code = runCLI(t, append([]string{"call", info.MCPURL}, common...)...)
+	if code != 0 || !strings.Contains(out, "whoami") || !strings.Contains(out, "get_service_messages") {
+		t.Fatalf("call (list): exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, _, code = runCLI(t, append([]string{"call", info.MCPURL, "get_message", "--args", `{"id":"MC172851"}`}, common...)...)
+	if code != 0 || !strings.Contains(out, "MC172851") {
+		t.Fatalf("call get_message: exit %d\n%s", code, out)
+	}
+	if _, _, code = runCLI(t, append([]string{"call", info.MCPURL, "get_message", "--args", `{"id":"nope"}`}, common...)...); code != 1 {
+		t.Fatalf("tool error: exit %d, want 1", code)
+	}
+	if _, errOut, code = runCLI(t, append([]string{"call", info.MCPURL, "whoami", "--args", `[1]`}, common...)...); code != 2 {
+		t.Fatalf("bad --args: exit %d, want 2: %s", code, errOut)
+	}
 }
