@@ -96,6 +96,7 @@ func graphApplication() *Application {
 			graphScope("5f8c59db-677d-491f-a6b8-5f174b11ec1d", "Group.Read.All", "Admin"),
 			graphScope("06da0dbc-49e2-44d2-8312-53f166ab848a", "Directory.Read.All", "Admin"),
 			graphScope("eda39fa6-f8cf-4c3c-a909-432c683e4c9b", "ServiceMessage.Read.All", "Admin"),
+			graphScope("c79f8feb-a9db-4090-85f9-90d820caa0eb", "Application.Read.All", "Admin"),
 			graphScope("bdfbf15f-ee85-4955-8675-146e8e5296b5", "Application.ReadWrite.All", "Admin"),
 			graphScope("41ce6ca6-6826-4807-84f1-1c82854f7ee5", "DelegatedPermissionGrant.ReadWrite.All", "Admin"),
 			graphScope("7427e0e9-2fba-42fe-b0c0-848c9e6a8182", "offline_access", "User"),
@@ -104,6 +105,7 @@ func graphApplication() *Application {
 			graphScope("64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0", "email", "User"),
 		}},
 		AppRoles: []AppRole{
+			graphRole("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30", "Application.Read.All"),
 			graphRole("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9", "Application.ReadWrite.All"),
 			graphRole("7ab1d382-f21e-4acd-a863-ba3e13f7da61", "Directory.Read.All"),
 			graphRole("df021288-bdef-4463-88db-98f22de89214", "User.Read.All"),

@@ -433,3 +433,46 @@ func (c *oboCache) remove(e *oboEntry) {
 	c.unlink(e)
 	delete(c.items, e.key)
 }
+
+// AppToken gets an app-only token for scope (client credentials) with the client's credential:
+// doctor uses it to prove the credential works. Errors are classified like OBO errors.
+func (c *OBOClient) AppToken(ctx context.Context, scope string) (*DownstreamToken, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.o.ClientID}, "scope": {scope}}
+	if err := c.o.Credential.Apply(ctx, form, c.endpoint); err != nil {
+		if errors.Is(err, ErrEntraUnavailable) {
+			return nil, &OBOError{Kind: OBOUnavailable, Message: "the managed identity endpoint could not be reached"}
+		}
+		return nil, &OBOError{Kind: OBOConfiguration, Message: err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, &OBOError{Kind: OBOUnavailable, Message: "Microsoft Entra could not be reached"}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.classify(resp.StatusCode, body, []string{scope})
+	}
+	var r struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if json.Unmarshal(body, &r) != nil || r.AccessToken == "" {
+		return nil, &OBOError{Kind: OBOOther, Message: "Entra's token response had no access token"}
+	}
+	return &DownstreamToken{AccessToken: r.AccessToken, ExpiresOn: c.o.Now().Add(time.Duration(r.ExpiresIn) * time.Second)}, nil
+}
+
+// Description is the AADSTS text of a classified error for operators (doctor); it may name
+// app ids but never holds a token.
+func (e *OBOError) Description() string {
+	if e.Code != 0 {
+		return fmt.Sprintf("AADSTS%d (%s)", e.Code, e.OAuthError)
+	}
+	return e.Message
+}

@@ -314,3 +314,52 @@ func randomString(n int) string {
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// DeviceCode signs a user in with the device code flow (RFC 8628): it prints Entra's message
+// ("To sign in, use a web browser to open ... and enter the code ...") and polls until the user
+// has signed in, the code expires or ctx ends. Entra's v2 authority is
+// https://{host}/{tenant}; its device endpoint is {authority}/oauth2/v2.0/devicecode.
+func (c *Client) DeviceCode(ctx context.Context, authority, clientID string, scopes []string, show func(message string)) (*Token, error) {
+	form := url.Values{"client_id": {clientID}, "scope": {strings.Join(scopes, " ")}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, authority+"/oauth2/v2.0/devicecode", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	var dc struct {
+		DeviceCode string `json:"device_code"`
+		Message    string `json:"message"`
+		Interval   int    `json:"interval"`
+		ExpiresIn  int    `json:"expires_in"`
+		Error      string `json:"error"`
+		Desc       string `json:"error_description"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&dc)
+	resp.Body.Close()
+	if err != nil || dc.DeviceCode == "" {
+		return nil, fmt.Errorf("device code request failed: %s %s", dc.Error, dc.Desc)
+	}
+	show(dc.Message)
+	interval := time.Duration(max(dc.Interval, 1)) * time.Second
+	deadline := time.Now().Add(time.Duration(max(dc.ExpiresIn, 60)) * time.Second)
+	tokenURL := authority + "/oauth2/v2.0/token"
+	for time.Now().Before(deadline) {
+		t, err := c.exchange(ctx, tokenURL, clientID, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {dc.DeviceCode}})
+		if err == nil {
+			return t, nil
+		}
+		if !strings.Contains(err.Error(), "authorization_pending") && !strings.Contains(err.Error(), "slow_down") {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+	return nil, errors.New("the device code expired before sign-in completed")
+}
