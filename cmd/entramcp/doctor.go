@@ -16,10 +16,8 @@ import (
 	"github.com/entramcp/entramcp/internal/ids"
 	"github.com/entramcp/entramcp/internal/oauthclient"
 	"github.com/entramcp/entramcp/internal/server"
+	"github.com/entramcp/entramcp/setup"
 )
-
-// Known client ids for --preauthorize.
-var knownClients = map[string]string{"vscode": "aebc6443-996d-45c2-90f0-388ff96faa56", "azure-cli": azureCLIClientID}
 
 const doctorSummary = `Checks a configuration against the tenant and prints one PASS, WARN, FAIL or SKIP line per check,
 with a fix for each failure: discovery, the app registration (exists, audience, identifier URI,
@@ -233,7 +231,7 @@ func doctorApp(ctx context.Context, gc *graph.Client, token, clientID, tenantID,
 		}
 	}
 	for _, c := range strings.FieldsFunc(preauth, func(r rune) bool { return r == ',' || r == ' ' }) {
-		id := knownClients[c]
+		id := setup.KnownClients[c]
 		if id == "" {
 			id = c
 		}

@@ -28,6 +28,7 @@ func commands() []command {
 		{"serve", "run the MCP server that accepts Entra access tokens", runServe},
 		{"dev", "run the Entra emulator and the MCP server wired together, for local development", runDev},
 		{"emulator", "run only the local Entra ID + Microsoft Graph emulator", runEmulator},
+		{"setup", "create or update the app registration, consent and credential (idempotent)", runSetup},
 		{"doctor", "check a configuration against the tenant, with a fix for each problem", runDoctor},
 		{"token", "get a user access token for an MCP server (authorization code + PKCE)", runToken},
 		{"call", "list an MCP server's tools or call one, as the signed-in user", runCall},
