@@ -111,9 +111,7 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.Parse(fs, args, false); err != nil {
 		return err
 	}
-	for _, c := range strings.FieldsFunc(*preauth, func(r rune) bool { return r == ',' || r == ' ' }) {
-		o.Preauthorize = append(o.Preauthorize, c)
-	}
+	o.Preauthorize = strings.FieldsFunc(*preauth, func(r rune) bool { return r == ',' || r == ' ' })
 	var certPath string
 	if o.Credential == "certificate" {
 		certPath = *certFile
