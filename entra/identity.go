@@ -83,3 +83,10 @@ func IdentityFromContext(ctx context.Context) *Identity {
 	id, _ := ctx.Value(identityKey{}).(*Identity)
 	return id
 }
+
+// NewIdentity returns a copy of id carrying token as the assertion for On-Behalf-Of. It is for
+// other verifiers (the OAuth proxy's own tokens resolve to the user's stored Entra token).
+func NewIdentity(id Identity, token string) *Identity {
+	id.token = token
+	return &id
+}
