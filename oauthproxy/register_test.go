@@ -1,0 +1,126 @@
+package oauthproxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entramcp/entramcp/store"
+)
+
+func TestRedirectPolicy(t *testing.T) {
+	p := RedirectPolicy{Hosts: DefaultRedirectHosts, URLs: []string{"https://mcp-client.contoso.example/cb"}}
+	good := []string{"http://127.0.0.1:33418/callback", "http://localhost/cb", "http://[::1]:9000/", "https://vscode.dev/redirect",
+		"https://claude.ai/api/mcp/auth_callback", "https://chatgpt.com/connector_platform_oauth_redirect",
+		"https://mcp-client.contoso.example/cb", "com.example.app:/oauth2redirect"}
+	bad := []string{"", "javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "http://evil.example/cb", "https://evil.example/cb",
+		"https://claude.ai.evil.example/cb", "https://user@claude.ai/cb", "https://claude.ai@evil.example/cb", "http://127.0.0.1/cb#frag",
+		"https://claude.ai/../cb", "https://claude.ai/a/%2e%2e/cb", "https://claude.ai/a/./cb", "https://claude.ai\\@evil.example",
+		"https://claude.ai:8443/cb", "/relative/cb", "myapp:/cb", "https://mcp-client.contoso.example/cb/", "http://127.0.0.1/c b",
+		"vbscript:x", "https://" + strings.Repeat("a", 2100) + ".example"}
+	for _, u := range good {
+		if err := p.Check(u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+	}
+	for _, u := range bad {
+		if err := p.Check(u); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+	// At /authorize: exact match, loopback any port; no trailing slash, case or query tricks.
+	reg := []string{"http://127.0.0.1/callback", "https://vscode.dev/redirect"}
+	for u, want := range map[string]bool{
+		"http://127.0.0.1:5555/callback": true, "https://vscode.dev/redirect": true, "https://vscode.dev/redirect/": false,
+		"https://VSCODE.dev/redirect": false, "https://vscode.dev/redirect?x=1": false, "http://127.0.0.1:5555/callback/../x": false,
+		"http://localhost:5555/callback": false, "https://vscode.dev:444/redirect": false,
+	} {
+		if got := MatchRedirect(reg, u); got != want {
+			t.Errorf("MatchRedirect(%s) = %v", u, got)
+		}
+	}
+}
+
+func register(t *testing.T, r *Registry, body string, remote string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/register", strings.NewReader(body))
+	req.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestDynamicClientRegistration(t *testing.T) {
+	r := &Registry{Store: store.NewMemory(), Policy: RedirectPolicy{Hosts: DefaultRedirectHosts}, PerMinute: 5}
+	rec := register(t, r, `{"client_name":"Inspector","redirect_uris":["http://127.0.0.1:6274/oauth/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}`, "10.0.0.1:1")
+	if rec.Code != 201 {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	var out map[string]any
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	id, _ := out["client_id"].(string)
+	if !strings.HasPrefix(id, "mcp_") || out["token_endpoint_auth_method"] != "none" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("response: %v", out)
+	}
+	c, err := r.Lookup(context.Background(), id)
+	if err != nil || c.ClientName != "Inspector" || c.RedirectURIs[0] != "http://127.0.0.1:6274/oauth/callback" {
+		t.Fatalf("lookup: %v %+v", err, c)
+	}
+	if _, err := r.Lookup(context.Background(), "mcp_unknown"); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	for name, body := range map[string]string{
+		"no redirects":        `{"redirect_uris":[]}`,
+		"evil redirect":       `{"redirect_uris":["https://evil.example/cb"]}`,
+		"confidential client": `{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_post"}`,
+		"implicit grant":      `{"redirect_uris":["http://127.0.0.1/cb"],"grant_types":["implicit"]}`,
+		"not JSON":            `redirect_uris=x`,
+	} {
+		if rec := register(t, r, body, "10.0.0.2:1"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "invalid_") {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	big := `{"client_name":"` + strings.Repeat("x", 20000) + `","redirect_uris":["http://127.0.0.1/cb"]}`
+	if rec := register(t, r, big, "10.0.0.3:1"); rec.Code != 413 {
+		t.Errorf("oversized body: %d", rec.Code)
+	}
+	// A flood from one address is cut off; others are unaffected.
+	codes := []int{}
+	for i := 0; i < 7; i++ {
+		codes = append(codes, register(t, r, `{"redirect_uris":["http://127.0.0.1/cb"]}`, "10.0.0.9:1").Code)
+	}
+	if codes[4] != 201 || codes[5] != 429 || codes[6] != 429 {
+		t.Fatalf("rate limit: %v", codes)
+	}
+	if rec := register(t, r, `{"redirect_uris":["http://127.0.0.1/cb"]}`, "10.0.0.10:1"); rec.Code != 201 {
+		t.Fatalf("another address: %d", rec.Code)
+	}
+	// Unused registrations expire.
+	short := &Registry{Store: store.NewMemory(), Policy: r.Policy, TTL: 50 * time.Millisecond}
+	rec = register(t, short, `{"redirect_uris":["http://127.0.0.1/cb"]}`, "10.0.0.1:1")
+	json.Unmarshal(rec.Body.Bytes(), &out)
+	time.Sleep(80 * time.Millisecond) // waiting for the TTL to pass is what is tested
+	if _, err := short.Lookup(context.Background(), out["client_id"].(string)); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("expired registration: %v", err)
+	}
+}
+
+func TestMetadataDocument(t *testing.T) {
+	m := Metadata{Issuer: "https://mcp.contoso.example", Scopes: []string{"api://x/mcp-access"}}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil))
+	var doc map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["registration_endpoint"] != "https://mcp.contoso.example/register" || doc["client_id_metadata_document_supported"] != true ||
+		!bytes.Contains(rec.Body.Bytes(), []byte(`"code_challenge_methods_supported":["S256"]`)) || doc["authorization_response_iss_parameter_supported"] != true {
+		t.Fatalf("metadata: %s", rec.Body)
+	}
+}
