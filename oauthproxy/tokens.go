@@ -151,6 +151,8 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*entra.Identity, error
 	if t.Upstream != nil {
 		if u, err := t.Upstream(ctx, c.Jti); err == nil {
 			upstream = u
+		} else if errors.Is(err, ErrRevoked) {
+			return nil, reject("revoked", "the sign-in behind this token was revoked; sign in again")
 		} else if !errors.Is(err, ErrNoUpstream) {
 			return nil, &entra.VerifyError{Reason: entra.ReasonUnavailable, Description: "the session store is unavailable; try again shortly"}
 		}

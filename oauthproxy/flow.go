@@ -1,0 +1,356 @@
+package oauthproxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/store"
+)
+
+// Proxy is the authorization server facade: MCP clients register and sign in with it; users
+// sign in only at Entra; Entra's tokens stay on the server, sealed in the store.
+type Proxy struct {
+	Store    store.Store // sealed (store.Encrypted)
+	Registry *Registry
+	Tokens   *Tokens
+	Verifier *entra.Verifier // checks the Entra tokens the callback receives
+	Issuer   string          // our base URL; callback is Issuer + "/auth/callback"
+	Resource string          // the MCP resource URL
+	// Upstream Entra application (the API app itself) and its credential.
+	AuthorityHost, TenantID, ClientID string
+	Credential                        entra.Credential
+	HTTPClient                        *http.Client
+	// UpstreamScopes are requested from Entra: the API's scopes (full form); offline_access,
+	// openid and profile are added.
+	UpstreamScopes []string
+	// RefreshGrace is how long a refresh token that was just used answers a duplicate request
+	// with the same response instead of revoking the family (default 10s).
+	RefreshGrace time.Duration
+	Logger       *slog.Logger
+}
+
+// Record kinds in the store. Secrets are keyed by their SHA-256, never by themselves.
+const (
+	kindAuthz    = "authz"
+	kindUpstate  = "upstate"
+	kindGrant    = "grant"
+	kindCode     = "code"
+	kindUsedCode = "usedcode"
+	kindAT       = "at"
+	kindRT       = "rt"
+)
+
+func hashKey(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+
+func (p *Proxy) secure() bool { return strings.HasPrefix(p.Issuer, "https://") }
+
+func (p *Proxy) cookieName() string {
+	if p.secure() {
+		return "__Host-entramcp-browser"
+	}
+	return "entramcp-browser"
+}
+
+func (p *Proxy) log() *slog.Logger {
+	if p.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Logger
+}
+
+func putJSON(ctx context.Context, s store.Store, kind, key string, v any, ttl time.Duration) error {
+	b, _ := json.Marshal(v)
+	return s.Put(ctx, kind, key, b, ttl)
+}
+
+func getJSON(ctx context.Context, s store.Store, kind, key string, v any) error {
+	b, err := s.Get(ctx, kind, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func takeJSON(ctx context.Context, s store.Store, kind, key string, v any) error {
+	b, err := s.Take(ctx, kind, key)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+type authzRecord struct {
+	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
+	Browser, CSRF                                              string
+}
+
+type upstateRecord struct {
+	AuthzID, Verifier, Browser string
+}
+
+// grantRecord is a user's sign-in through one client: the family every token descends from.
+type grantRecord struct {
+	ClientID                      string
+	TenantID, ObjectID, Name, UPN string
+	Scopes, Roles, Groups         []string
+	EntraAccess, EntraRefresh     string
+	EntraExpiry                   time.Time
+	Revoked                       bool
+}
+
+type codeRecord struct {
+	ClientID, RedirectURI, Challenge, GrantID string
+}
+
+type rtRecord struct {
+	ClientID, GrantID string
+	UsedAt            time.Time
+	Response          json.RawMessage // kept for the grace window
+}
+
+// Mount registers the proxy's endpoints on mux.
+func (p *Proxy) Mount(mux *http.ServeMux) {
+	m := Metadata{Issuer: p.Issuer, Scopes: p.UpstreamScopes}
+	mux.Handle("GET /.well-known/oauth-authorization-server", m.Handler())
+	mux.Handle("GET /.well-known/openid-configuration", m.Handler())
+	mux.Handle("GET /jwks", JWKSHandler(p.Tokens.Keys))
+	mux.Handle("/register", p.Registry)
+	mux.HandleFunc("GET /authorize", p.authorize)
+	mux.HandleFunc("POST /consent", p.consent)
+	mux.HandleFunc("GET /auth/callback", p.callback)
+	mux.HandleFunc("POST /token", p.token)
+	mux.HandleFunc("POST /revoke", p.revoke)
+}
+
+// page shows an error that must not be redirected (the redirect is not trusted yet).
+func page(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><title>Sign-in error</title><h1>Sign-in error</h1><p>%s</p>", template.HTMLEscapeString(msg))
+}
+
+// redirectErr sends an error back to a validated redirect URI (RFC 6749 4.1.2.1, RFC 9207 iss).
+func (p *Proxy) redirectErr(w http.ResponseWriter, r *http.Request, redirect, state, code, desc string) {
+	q := url.Values{"error": {code}, "error_description": {desc}, "iss": {p.Issuer}}
+	if state != "" {
+		q.Set("state", state)
+	}
+	http.Redirect(w, r, redirect+sep(redirect)+q.Encode(), http.StatusFound)
+}
+
+func sep(u string) string {
+	if strings.Contains(u, "?") {
+		return "&"
+	}
+	return "?"
+}
+
+func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for _, k := range []string{"client_id", "redirect_uri", "state", "code_challenge", "resource"} {
+		if len(q[k]) > 1 {
+			page(w, http.StatusBadRequest, "parameter "+k+" is repeated")
+			return
+		}
+	}
+	c, err := p.Registry.Lookup(r.Context(), q.Get("client_id"))
+	if errors.Is(err, ErrUnknownClient) {
+		page(w, http.StatusBadRequest, "unknown client; the application must register again")
+		return
+	} else if err != nil {
+		page(w, http.StatusServiceUnavailable, "the sign-in service is temporarily unavailable; try again")
+		return
+	}
+	redirect := q.Get("redirect_uri")
+	if !MatchRedirect(c.RedirectURIs, redirect) {
+		page(w, http.StatusBadRequest, "the redirect_uri is not registered for this client")
+		return
+	}
+	state := q.Get("state")
+	switch {
+	case q.Get("response_type") != "code":
+		p.redirectErr(w, r, redirect, state, "unsupported_response_type", "response_type must be code")
+	case q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43:
+		p.redirectErr(w, r, redirect, state, "invalid_request", "PKCE with S256 is required")
+	case q.Get("resource") != "" && q.Get("resource") != p.Resource:
+		p.redirectErr(w, r, redirect, state, "invalid_target", "resource must be "+p.Resource)
+	default:
+		browser := randomID()
+		http.SetCookie(w, &http.Cookie{Name: p.cookieName(), Value: browser, Path: "/", HttpOnly: true, Secure: p.secure(), SameSite: http.SameSiteLaxMode, MaxAge: 600})
+		id, csrf := randomID(), randomID()
+		rec := authzRecord{ClientID: c.ClientID, ClientName: c.ClientName, RedirectURI: redirect, State: state, Challenge: q.Get("code_challenge"),
+			Scope: q.Get("scope"), Browser: hashKey(browser), CSRF: csrf}
+		if err := putJSON(r.Context(), p.Store, kindAuthz, id, rec, 10*time.Minute); err != nil {
+			p.redirectErr(w, r, redirect, state, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
+			return
+		}
+		// prompt=none and other hints are never forwarded in a way that skips consent here.
+		p.renderConsent(w, id, csrf, rec)
+	}
+}
+
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Allow access?</title></head><body>
+<h1>Allow {{.Client}} to use this MCP server as you?</h1>
+<p>After you sign in with Microsoft, <strong>{{.Client}}</strong> will be able to call the server's tools on your behalf.
+It will be sent back to <strong>{{.Host}}</strong>.</p>
+<p>Permissions: {{range .Scopes}}<code>{{.}}</code> {{end}}</p>
+<form method="post" action="/consent"><input type="hidden" name="authz" value="{{.ID}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<button id="approve" name="decision" value="approve">Continue to Microsoft sign-in</button>
+<button id="deny" name="decision" value="deny">Cancel</button></form></body></html>`))
+
+func (p *Proxy) renderConsent(w http.ResponseWriter, id, csrf string, rec authzRecord) {
+	u, _ := url.Parse(rec.RedirectURI)
+	name := rec.ClientName
+	if name == "" {
+		name = "An unnamed application"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self' https:; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	consentPage.Execute(w, map[string]any{"Client": name, "Host": u.Scheme + "://" + u.Host, "Scopes": p.UpstreamScopes, "ID": id, "CSRF": csrf})
+}
+
+func (p *Proxy) browser(r *http.Request) string {
+	c, err := r.Cookie(p.cookieName())
+	if err != nil {
+		return ""
+	}
+	return hashKey(c.Value)
+}
+
+func (p *Proxy) consent(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		page(w, http.StatusBadRequest, "bad form")
+		return
+	}
+	id := r.PostForm.Get("authz")
+	var rec authzRecord
+	// Single use: a replayed consent finds nothing.
+	if err := takeJSON(r.Context(), p.Store, kindAuthz, id, &rec); err != nil {
+		page(w, http.StatusBadRequest, "this sign-in has expired or was already used; start again from the application")
+		return
+	}
+	if b := p.browser(r); b == "" || subtle.ConstantTimeCompare([]byte(b), []byte(rec.Browser)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(rec.CSRF)) != 1 {
+		page(w, http.StatusForbidden, "this consent did not come from the browser that started the sign-in")
+		return
+	}
+	if r.PostForm.Get("decision") != "approve" {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "the user declined")
+		return
+	}
+	upState, verifier := randomID(), randomID()+randomID()
+	if err := putJSON(r.Context(), p.Store, kindUpstate, hashKey(upState), upstateRecord{AuthzID: id, Verifier: verifier, Browser: rec.Browser}, 10*time.Minute); err != nil {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
+		return
+	}
+	if err := putJSON(r.Context(), p.Store, kindAuthz, id, rec, 10*time.Minute); err != nil {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
+		return
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {p.ClientID}, "response_type": {"code"}, "redirect_uri": {p.Issuer + "/auth/callback"},
+		"scope": {strings.Join(append(append([]string{}, p.UpstreamScopes...), "offline_access", "openid", "profile"), " ")},
+		"state": {upState}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	http.Redirect(w, r, "https://"+p.AuthorityHost+"/"+p.TenantID+"/oauth2/v2.0/authorize?"+q.Encode(), http.StatusFound)
+}
+
+func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var up upstateRecord
+	if err := takeJSON(r.Context(), p.Store, kindUpstate, hashKey(q.Get("state")), &up); err != nil {
+		page(w, http.StatusBadRequest, "unknown or already used sign-in state")
+		return
+	}
+	if b := p.browser(r); b == "" || subtle.ConstantTimeCompare([]byte(b), []byte(up.Browser)) != 1 {
+		page(w, http.StatusForbidden, "the sign-in finished in another browser than it started in")
+		return
+	}
+	var rec authzRecord
+	if err := takeJSON(r.Context(), p.Store, kindAuthz, up.AuthzID, &rec); err != nil {
+		page(w, http.StatusBadRequest, "this sign-in has expired; start again from the application")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "sign-in at Microsoft failed: "+e)
+		return
+	}
+	tok, err := p.upstreamToken(r.Context(), url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+		"redirect_uri": {p.Issuer + "/auth/callback"}, "code_verifier": {up.Verifier}})
+	if err != nil {
+		p.log().Warn("upstream code exchange failed", "err", err)
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "server_error", "the sign-in at Microsoft could not be completed")
+		return
+	}
+	id, err := p.Verifier.Verify(r.Context(), tok.Access)
+	if err != nil {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "Microsoft's token was not accepted: "+err.Error())
+		return
+	}
+	grantID := randomID()
+	g := grantRecord{ClientID: rec.ClientID, TenantID: id.TenantID, ObjectID: id.ObjectID, Name: id.Name, UPN: id.PreferredUsername, Scopes: id.Scopes,
+		Roles: id.Roles, Groups: id.Groups, EntraAccess: tok.Access, EntraRefresh: tok.Refresh, EntraExpiry: tok.Expiry}
+	code := randomID() + randomID()
+	if putJSON(r.Context(), p.Store, kindGrant, grantID, g, 90*24*time.Hour) != nil ||
+		putJSON(r.Context(), p.Store, kindCode, hashKey(code), codeRecord{ClientID: rec.ClientID, RedirectURI: rec.RedirectURI, Challenge: rec.Challenge, GrantID: grantID}, 5*time.Minute) != nil {
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "temporarily_unavailable", "the sign-in could not be stored; try again")
+		return
+	}
+	v := url.Values{"code": {code}, "iss": {p.Issuer}}
+	if rec.State != "" {
+		v.Set("state", rec.State)
+	}
+	http.Redirect(w, r, rec.RedirectURI+sep(rec.RedirectURI)+v.Encode(), http.StatusFound)
+}
+
+type upstreamTokens struct {
+	Access, Refresh string
+	Expiry          time.Time
+}
+
+func (p *Proxy) upstreamToken(ctx context.Context, form url.Values) (*upstreamTokens, error) {
+	endpoint := "https://" + p.AuthorityHost + "/" + p.TenantID + "/oauth2/v2.0/token"
+	form.Set("client_id", p.ClientID)
+	if err := p.Credential.Apply(ctx, form, endpoint); err != nil {
+		return nil, err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", entra.ErrEntraUnavailable, err)
+	}
+	defer resp.Body.Close()
+	var b struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+		ExpiresIn    int    `json:"expires_in"`
+		Error        string `json:"error"`
+		Codes        []int  `json:"error_codes"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&b)
+	if resp.StatusCode != http.StatusOK || b.AccessToken == "" {
+		if resp.StatusCode >= 500 {
+			return nil, fmt.Errorf("%w: HTTP %d", entra.ErrEntraUnavailable, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("entra refused: %s %v", b.Error, b.Codes)
+	}
+	return &upstreamTokens{Access: b.AccessToken, Refresh: b.RefreshToken, Expiry: time.Now().Add(time.Duration(b.ExpiresIn) * time.Second)}, nil
+}

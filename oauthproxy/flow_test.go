@@ -1,0 +1,272 @@
+package oauthproxy_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/internal/emutest"
+	"github.com/entramcp/entramcp/mcpauth"
+	"github.com/entramcp/entramcp/oauthproxy"
+	"github.com/entramcp/entramcp/store"
+)
+
+type proxyEnv struct {
+	em     *emulator.Emulator
+	ts     *httptest.Server
+	proxy  *oauthproxy.Proxy
+	client string
+}
+
+func startProxy(t *testing.T) *proxyEnv {
+	em := emutest.Start(t, nil)
+	info := em.Info()
+	mux := http.NewServeMux()
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	v, err := entra.NewVerifier(entra.VerifierOptions{TenantID: em.TenantID(), ClientID: emulator.DefaultServerAppID, RequiredScopes: []string{"mcp-access"},
+		AuthorityHost: strings.TrimPrefix(em.URL(), "https://"), HTTPClient: em.HTTPClient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v.Start(ctx)
+	kr, _ := store.NewRandomKeyring()
+	st := store.Encrypted(store.NewMemory(), kr)
+	keys, _ := oauthproxy.LoadKeys(ctx, st, "", time.Hour)
+	p := &oauthproxy.Proxy{Store: st, Registry: &oauthproxy.Registry{Store: st, Policy: oauthproxy.RedirectPolicy{}}, Verifier: v,
+		Issuer: ts.URL, Resource: ts.URL + "/mcp", AuthorityHost: strings.TrimPrefix(em.URL(), "https://"), TenantID: em.TenantID(),
+		ClientID: info.Apps.Server.ClientID, Credential: entra.SecretCredential(info.Apps.Server.ClientSecret), HTTPClient: em.HTTPClient(),
+		UpstreamScopes: []string{info.Apps.Server.IdentifierURI + "/mcp-access"}, RefreshGrace: 200 * time.Millisecond}
+	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: ts.URL, Resource: ts.URL + "/mcp", Upstream: p.UpstreamToken}
+	p.Mount(mux)
+	a, _ := mcpauth.New(mcpauth.Options{Verifier: mcpauth.ByAlgorithm{"ES256": p.Tokens, "RS256": v}, ResourceURL: ts.URL + "/mcp", AuthorizationServers: []string{ts.URL}})
+	mux.Handle("/mcp", a.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := entra.IdentityFromContext(r.Context())
+		json.NewEncoder(w).Encode(map[string]string{"oid": id.ObjectID, "upstream_aud": audOf(id.Token())})
+	})))
+	// Register as an MCP client would (DCR).
+	resp, err := http.Post(ts.URL+"/register", "application/json", strings.NewReader(`{"client_name":"Test client","redirect_uris":["http://127.0.0.1:9/cb"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	return &proxyEnv{em: em, ts: ts, proxy: p, client: reg["client_id"].(string)}
+}
+
+func audOf(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	json.Unmarshal(b, &c)
+	s, _ := c["aud"].(string)
+	return s
+}
+
+var hidden = regexp.MustCompile(`name="(authz|csrf)" value="([^"]+)"`)
+
+// signIn runs the browser part: authorize, consent, Entra's sign-in page, callback. It returns
+// the client's code.
+func (e *proxyEnv) signIn(t *testing.T, verifier, user string) url.Values {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	browser := e.em.HTTPClient()
+	browser.Jar = jar
+	browser.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), "http://127.0.0.1:9/") {
+			return http.ErrUseLastResponse // the client's loopback redirect
+		}
+		return nil
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {e.client}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {e.ts.URL + "/mcp"}}
+	resp, err := browser.Get(e.ts.URL + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Content-Security-Policy") == "" || !strings.Contains(string(page), "Test client") {
+		t.Fatalf("consent page: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"decision": {"approve"}}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, err = browser.PostForm(e.ts.URL+"/consent", form) // -> Entra's sign-in page
+	if err != nil {
+		t.Fatal(err)
+	}
+	signin, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(signin), `id="user-`+user+`"`) {
+		t.Fatalf("expected the emulator's sign-in page: %.300s", signin)
+	}
+	entraForm := url.Values{}
+	for _, m := range regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`).FindAllStringSubmatch(string(signin), -1) {
+		entraForm.Set(m[1], strings.ReplaceAll(m[2], "&amp;", "&"))
+	}
+	entraForm.Set("emu_user", user) // the page's user buttons also carry emu_user; the click decides
+	resp, err = browser.PostForm(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host+resp.Request.URL.Path, entraForm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil {
+		t.Fatalf("after Entra sign-in: %d", resp.StatusCode)
+	}
+	return loc.Query()
+}
+
+func (e *proxyEnv) tokenReq(t *testing.T, form url.Values) (int, map[string]any) {
+	t.Helper()
+	form.Set("client_id", e.client)
+	resp, err := http.PostForm(e.ts.URL+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b map[string]any
+	json.NewDecoder(resp.Body).Decode(&b)
+	return resp.StatusCode, b
+}
+
+func (e *proxyEnv) call(t *testing.T, at string) (int, map[string]string) {
+	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+at)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b map[string]string
+	json.NewDecoder(resp.Body).Decode(&b)
+	return resp.StatusCode, b
+}
+
+func TestProxyFlowEndToEnd(t *testing.T) {
+	e := startProxy(t)
+	verifier := strings.Repeat("v", 60)
+	q := e.signIn(t, verifier, "alice")
+	if q.Get("state") != "st" || q.Get("iss") != e.ts.URL || q.Get("code") == "" {
+		t.Fatalf("redirect to the client: %v", q)
+	}
+	code := q.Get("code")
+	// Wrong verifier: refused (and the code is burnt).
+	if status, b := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "code_verifier": {strings.Repeat("w", 60)}}); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("wrong verifier: %d %v", status, b)
+	}
+	q = e.signIn(t, verifier, "alice")
+	status, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "code_verifier": {verifier}})
+	if status != 200 || tok["refresh_token"] == nil {
+		t.Fatalf("code exchange: %d %v", status, tok)
+	}
+	at := tok["access_token"].(string)
+	if status, who := e.call(t, at); status != 200 || who["oid"] != e.em.Info().Users[0].OID || who["upstream_aud"] != emulator.DefaultServerAppID {
+		t.Fatalf("MCP call with the proxy token: %d %v (the stored Entra token must be the OBO assertion)", status, who)
+	}
+	// Code replay: refused, and the family it issued is revoked.
+	if status, _ := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "code_verifier": {verifier}}); status != 400 {
+		t.Fatalf("code replay: %d", status)
+	}
+	if status, _ := e.call(t, at); status != 401 {
+		t.Fatalf("token from a replayed code's family still works: %d", status)
+	}
+
+	// A fresh sign-in; refresh rotates; a duplicate inside the grace window gets the same
+	// answer; reuse after it revokes the family.
+	q = e.signIn(t, verifier, "bob")
+	_, tok = e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "code_verifier": {verifier}})
+	rt := tok["refresh_token"].(string)
+	status, r1 := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	_, r2 := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if status != 200 || r1["refresh_token"] == rt || r1["access_token"] != r2["access_token"] {
+		t.Fatalf("rotation and grace: %d %v %v", status, r1["refresh_token"] == rt, r1["access_token"] == r2["access_token"])
+	}
+	time.Sleep(300 * time.Millisecond) // past the grace window; time passing is what is tested
+	if status, b := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("reuse after grace: %d %v", status, b)
+	}
+	if status, _ := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1["refresh_token"].(string)}}); status != 400 {
+		t.Fatalf("the rotated token survived the family's revocation: %d", status)
+	}
+	if status, _ := e.call(t, r1["access_token"].(string)); status != 401 {
+		t.Fatalf("access token of a revoked family: %d", status)
+	}
+	// Unknown client: 401 invalid_client so the client registers again.
+	resp, _ := http.PostForm(e.ts.URL+"/token", url.Values{"client_id": {"mcp_gone"}, "grant_type": {"refresh_token"}, "refresh_token": {"x"}})
+	if resp.StatusCode != 401 {
+		t.Fatalf("unknown client: %d", resp.StatusCode)
+	}
+}
+
+func TestProxyConsentBoundToTheBrowser(t *testing.T) {
+	e := startProxy(t)
+	sum := sha256.Sum256([]byte(strings.Repeat("v", 60)))
+	q := url.Values{"client_id": {e.client}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	resp, _ := http.Get(e.ts.URL + "/authorize?" + q.Encode())
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"decision": {"approve"}}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	// Posted without the browser's cookie (another browser, or a CSRF attempt): refused.
+	resp, _ = http.PostForm(e.ts.URL+"/consent", form)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("consent from another browser: %d", resp.StatusCode)
+	}
+	// Attacks before the redirect is trusted are pages, never redirects.
+	for name, edit := range map[string]func(url.Values){
+		"unregistered redirect": func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9/other") },
+		"unknown client":        func(v url.Values) { v.Set("client_id", "mcp_nope") },
+		"second redirect_uri":   func(v url.Values) { v.Add("redirect_uri", "https://evil.example/cb") },
+	} {
+		v := url.Values{}
+		for k, x := range q {
+			v[k] = append([]string{}, x...)
+		}
+		edit(v)
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, _ := c.Get(e.ts.URL + "/authorize?" + v.Encode())
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// PKCE plain or missing goes back to the client as an error.
+	for _, m := range []string{"plain", ""} {
+		v := url.Values{}
+		for k, x := range q {
+			v[k] = x
+		}
+		v.Set("code_challenge_method", m)
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, _ := c.Get(e.ts.URL + "/authorize?" + v.Encode())
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=invalid_request") || !strings.Contains(loc, "state=st") {
+			t.Errorf("PKCE %q: %q", m, loc)
+		}
+	}
+}

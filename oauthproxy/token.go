@@ -1,0 +1,287 @@
+package oauthproxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/entramcp/entramcp/entra"
+	"github.com/entramcp/entramcp/store"
+)
+
+// tokenError is an OAuth error from the token endpoint. A store failure is a 503, never
+// invalid_grant: a client must not throw away a good refresh token because of an outage.
+type tokenError struct {
+	status     int
+	code, desc string
+}
+
+func (e *tokenError) Error() string { return e.code + ": " + e.desc }
+
+func invalidGrant(desc string) *tokenError {
+	return &tokenError{http.StatusBadRequest, "invalid_grant", desc}
+}
+
+func unavailable() *tokenError {
+	return &tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "the token service is temporarily unavailable; try again"}
+}
+
+func storeErr(err error, notFound string) *tokenError {
+	if errors.Is(err, store.ErrNotFound) {
+		return invalidGrant(notFound)
+	}
+	return unavailable()
+}
+
+func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be a form")
+		return
+	}
+	f := r.PostForm
+	c, err := p.Registry.Lookup(r.Context(), f.Get("client_id"))
+	if errors.Is(err, ErrUnknownClient) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client_id; register again")
+		return
+	} else if err != nil {
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return
+	}
+	var resp []byte
+	var terr *tokenError
+	switch f.Get("grant_type") {
+	case "authorization_code":
+		resp, terr = p.codeGrant(r.Context(), c, f.Get("code"), f.Get("redirect_uri"), f.Get("code_verifier"), f.Get("resource"))
+	case "refresh_token":
+		resp, terr = p.refreshGrant(r.Context(), c, f.Get("refresh_token"))
+	default:
+		terr = &tokenError{http.StatusBadRequest, "unsupported_grant_type", "use authorization_code or refresh_token"}
+	}
+	if terr != nil {
+		oauthError(w, terr.status, terr.code, terr.desc)
+		return
+	}
+	p.Registry.Touch(r.Context(), c)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(resp)
+}
+
+func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifier, resource string) ([]byte, *tokenError) {
+	if code == "" || verifier == "" {
+		return nil, &tokenError{http.StatusBadRequest, "invalid_request", "code and code_verifier are required"}
+	}
+	var rec codeRecord
+	if err := takeJSON(ctx, p.Store, kindCode, hashKey(code), &rec); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, unavailable()
+		}
+		// A replayed code revokes everything it issued (RFC 6749 10.5).
+		var used codeRecord
+		if getJSON(ctx, p.Store, kindUsedCode, hashKey(code), &used) == nil {
+			p.revokeGrant(ctx, used.GrantID)
+		}
+		return nil, invalidGrant("the authorization code is invalid, expired or already used")
+	}
+	putJSON(ctx, p.Store, kindUsedCode, hashKey(code), rec, 10*time.Minute)
+	sum := sha256.Sum256([]byte(verifier))
+	switch {
+	case rec.ClientID != c.ClientID:
+		p.revokeGrant(ctx, rec.GrantID)
+		return nil, invalidGrant("the code was issued to another client")
+	case rec.RedirectURI != redirect:
+		return nil, invalidGrant("redirect_uri differs from the authorization request")
+	case subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(rec.Challenge)) != 1:
+		return nil, invalidGrant("the code_verifier does not match the code_challenge")
+	case resource != "" && resource != p.Resource:
+		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "resource must be " + p.Resource}
+	}
+	return p.issue(ctx, c.ClientID, rec.GrantID)
+}
+
+// issue makes an access token and a refresh token for the grant.
+func (p *Proxy) issue(ctx context.Context, clientID, grantID string) ([]byte, *tokenError) {
+	var g grantRecord
+	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
+		return nil, storeErr(err, "the sign-in was revoked")
+	}
+	if g.Revoked {
+		return nil, invalidGrant("the sign-in was revoked")
+	}
+	at, jti, exp, err := p.Tokens.Issue(Grant{TenantID: g.TenantID, ObjectID: g.ObjectID, Name: g.Name, PreferredUsername: g.UPN,
+		ClientID: clientID, Scopes: g.Scopes, Roles: g.Roles, Groups: g.Groups})
+	if err != nil {
+		return nil, unavailable()
+	}
+	rt := randomID() + randomID()
+	if putJSON(ctx, p.Store, kindAT, jti, grantID, time.Until(exp)+time.Minute) != nil ||
+		putJSON(ctx, p.Store, kindRT, hashKey(rt), rtRecord{ClientID: clientID, GrantID: grantID}, 90*24*time.Hour) != nil {
+		return nil, unavailable()
+	}
+	b, _ := json.Marshal(map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(time.Until(exp).Seconds()),
+		"refresh_token": rt, "scope": strings.Join(p.UpstreamScopes, " ")})
+	return b, nil
+}
+
+func (p *Proxy) grace() time.Duration {
+	if p.RefreshGrace > 0 {
+		return p.RefreshGrace
+	}
+	return 10 * time.Second
+}
+
+// refreshGrant rotates a refresh token. A token used again after the grace window revokes the
+// whole family (reuse detection); within it, a duplicate gets the same response, because real
+// clients refresh in parallel. The upstream Entra token is refreshed first when near expiry, and
+// the client's refresh token is consumed only after that succeeded.
+func (p *Proxy) refreshGrant(ctx context.Context, c *Client, rt string) ([]byte, *tokenError) {
+	if rt == "" {
+		return nil, &tokenError{http.StatusBadRequest, "invalid_request", "refresh_token is required"}
+	}
+	key := hashKey(rt)
+	var rec rtRecord
+	if err := getJSON(ctx, p.Store, kindRT, key, &rec); err != nil {
+		return nil, storeErr(err, "the refresh token is invalid or expired")
+	}
+	if rec.ClientID != c.ClientID {
+		return nil, invalidGrant("the refresh token was issued to another client")
+	}
+	if !rec.UsedAt.IsZero() {
+		return p.reused(ctx, rec)
+	}
+	if terr := p.refreshUpstream(ctx, rec.GrantID); terr != nil {
+		return nil, terr
+	}
+	resp, terr := p.issue(ctx, c.ClientID, rec.GrantID)
+	if terr != nil {
+		return nil, terr
+	}
+	var winner []byte
+	err := p.Store.Update(ctx, kindRT, key, func(old []byte) ([]byte, time.Duration, error) {
+		var cur rtRecord
+		if err := json.Unmarshal(old, &cur); err != nil {
+			return nil, 0, err
+		}
+		if !cur.UsedAt.IsZero() { // a concurrent refresh got there first
+			winner = cur.Response
+			return old, time.Until(cur.UsedAt.Add(p.grace())) + time.Minute, nil
+		}
+		cur.UsedAt, cur.Response = time.Now(), resp
+		b, err := json.Marshal(cur)
+		return b, p.grace() + time.Hour, err
+	})
+	if err != nil {
+		return nil, storeErr(err, "the refresh token is invalid or expired")
+	}
+	if winner != nil {
+		return winner, nil
+	}
+	return resp, nil
+}
+
+func (p *Proxy) reused(ctx context.Context, rec rtRecord) ([]byte, *tokenError) {
+	if time.Since(rec.UsedAt) <= p.grace() && rec.Response != nil {
+		return rec.Response, nil
+	}
+	p.revokeGrant(ctx, rec.GrantID)
+	return nil, invalidGrant("the refresh token was already used; the sign-in has been revoked, sign in again")
+}
+
+// refreshUpstream renews the stored Entra token when it has under 5 minutes left.
+func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError {
+	var g grantRecord
+	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
+		return storeErr(err, "the sign-in was revoked")
+	}
+	if g.Revoked {
+		return invalidGrant("the sign-in was revoked")
+	}
+	if time.Until(g.EntraExpiry) > 5*time.Minute {
+		return nil
+	}
+	// Only one replica refreshes a user's Entra token at a time: a short lock record.
+	if err := p.Store.Create(ctx, "lock", grantID, []byte("1"), 30*time.Second); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return &tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "a refresh is in progress; retry in a moment"}
+		}
+		return unavailable()
+	}
+	defer p.Store.Delete(ctx, "lock", grantID)
+	t, err := p.upstreamToken(ctx, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {g.EntraRefresh},
+		"scope": {strings.Join(append(append([]string{}, p.UpstreamScopes...), "offline_access"), " ")}})
+	if err != nil {
+		if errors.Is(err, entra.ErrEntraUnavailable) {
+			return unavailable()
+		}
+		p.revokeGrant(ctx, grantID)
+		return invalidGrant("the Microsoft sign-in can no longer be renewed; sign in again")
+	}
+	return storeErr(p.Store.Update(ctx, kindGrant, grantID, func(old []byte) ([]byte, time.Duration, error) {
+		var cur grantRecord
+		json.Unmarshal(old, &cur)
+		cur.EntraAccess, cur.EntraExpiry = t.Access, t.Expiry
+		if t.Refresh != "" {
+			cur.EntraRefresh = t.Refresh
+		}
+		b, err := json.Marshal(cur)
+		return b, 90 * 24 * time.Hour, err
+	}), "the sign-in was revoked")
+}
+
+// revokeGrant ends a family: its tokens stop working at once (access tokens resolve through it).
+func (p *Proxy) revokeGrant(ctx context.Context, grantID string) {
+	p.Store.Update(ctx, kindGrant, grantID, func(old []byte) ([]byte, time.Duration, error) {
+		var g grantRecord
+		json.Unmarshal(old, &g)
+		g.Revoked, g.EntraAccess, g.EntraRefresh = true, "", ""
+		b, err := json.Marshal(g)
+		return b, 24 * time.Hour, err
+	})
+}
+
+// revoke is RFC 7009: a refresh token revokes its family; an unknown token is not an error.
+func (p *Proxy) revoke(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be a form")
+		return
+	}
+	var rec rtRecord
+	if err := getJSON(r.Context(), p.Store, kindRT, hashKey(r.PostForm.Get("token")), &rec); err == nil && rec.ClientID == r.PostForm.Get("client_id") {
+		p.revokeGrant(r.Context(), rec.GrantID)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// UpstreamToken resolves an access token id to the user's current Entra token (Tokens.Upstream).
+func (p *Proxy) UpstreamToken(ctx context.Context, jti string) (string, error) {
+	var grantID string
+	if err := getJSON(ctx, p.Store, kindAT, jti, &grantID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", ErrNoUpstream
+		}
+		return "", err
+	}
+	var g grantRecord
+	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", ErrNoUpstream
+		}
+		return "", err
+	}
+	if g.Revoked {
+		return "", ErrRevoked
+	}
+	return g.EntraAccess, nil
+}
+
+// ErrRevoked means the access token's sign-in was revoked: the token must be refused.
+var ErrRevoked = errors.New("the sign-in was revoked")
