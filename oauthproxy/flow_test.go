@@ -2,12 +2,10 @@ package oauthproxy_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -18,6 +16,7 @@ import (
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/entra"
 	"github.com/entramcp/entramcp/internal/emutest"
+	"github.com/entramcp/entramcp/internal/proxytest"
 	"github.com/entramcp/entramcp/mcpauth"
 	"github.com/entramcp/entramcp/oauthproxy"
 	"github.com/entramcp/entramcp/store"
@@ -58,15 +57,7 @@ func startProxy(t *testing.T) *proxyEnv {
 		id := entra.IdentityFromContext(r.Context())
 		json.NewEncoder(w).Encode(map[string]string{"oid": id.ObjectID, "upstream_aud": audOf(id.Token())})
 	})))
-	// Register as an MCP client would (DCR).
-	resp, err := http.Post(ts.URL+"/register", "application/json", strings.NewReader(`{"client_name":"Test client","redirect_uris":["http://127.0.0.1:9/cb"]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg map[string]any
-	json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	return &proxyEnv{em: em, ts: ts, proxy: p, client: reg["client_id"].(string)}
+	return &proxyEnv{em: em, ts: ts, proxy: p, client: proxytest.Register(t, ts.URL, "Test client")}
 }
 
 func audOf(jwt string) string {
@@ -81,74 +72,14 @@ func audOf(jwt string) string {
 	return s
 }
 
-var hidden = regexp.MustCompile(`name="(authz|csrf)" value="([^"]+)"`)
-
-// signIn runs the browser part: authorize, consent, Entra's sign-in page, callback. It returns
-// the client's code.
 func (e *proxyEnv) signIn(t *testing.T, verifier, user string) url.Values {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	browser := e.em.HTTPClient()
-	browser.Jar = jar
-	browser.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(r.URL.String(), "http://127.0.0.1:9/") {
-			return http.ErrUseLastResponse // the client's loopback redirect
-		}
-		return nil
-	}
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"client_id": {e.client}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "state": {"st"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {e.ts.URL + "/mcp"}}
-	resp, err := browser.Get(e.ts.URL + "/authorize?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.Header.Get("Content-Security-Policy") == "" || !strings.Contains(string(page), "Test client") {
-		t.Fatalf("consent page: %d %s", resp.StatusCode, page)
-	}
-	form := url.Values{"decision": {"approve"}}
-	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], m[2])
-	}
-	resp, err = browser.PostForm(e.ts.URL+"/consent", form) // -> Entra's sign-in page
-	if err != nil {
-		t.Fatal(err)
-	}
-	signin, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(signin), `id="user-`+user+`"`) {
-		t.Fatalf("expected the emulator's sign-in page: %.300s", signin)
-	}
-	entraForm := url.Values{}
-	for _, m := range regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`).FindAllStringSubmatch(string(signin), -1) {
-		entraForm.Set(m[1], strings.ReplaceAll(m[2], "&amp;", "&"))
-	}
-	entraForm.Set("emu_user", user) // the page's user buttons also carry emu_user; the click decides
-	resp, err = browser.PostForm(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host+resp.Request.URL.Path, entraForm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || loc == nil {
-		t.Fatalf("after Entra sign-in: %d", resp.StatusCode)
-	}
-	return loc.Query()
+	return proxytest.SignIn(t, e.em.HTTPClient(), e.ts.URL, e.client, verifier, user)
 }
 
 func (e *proxyEnv) tokenReq(t *testing.T, form url.Values) (int, map[string]any) {
 	t.Helper()
-	form.Set("client_id", e.client)
-	resp, err := http.PostForm(e.ts.URL+"/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b map[string]any
-	json.NewDecoder(resp.Body).Decode(&b)
-	return resp.StatusCode, b
+	return proxytest.Token(t, e.ts.URL, e.client, form)
 }
 
 func (e *proxyEnv) call(t *testing.T, at string) (int, map[string]string) {
@@ -222,14 +153,13 @@ func TestProxyFlowEndToEnd(t *testing.T) {
 
 func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 	e := startProxy(t)
-	sum := sha256.Sum256([]byte(strings.Repeat("v", 60)))
-	q := url.Values{"client_id": {e.client}, "redirect_uri": {"http://127.0.0.1:9/cb"}, "response_type": {"code"}, "state": {"st"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	q := url.Values{"client_id": {e.client}, "redirect_uri": {proxytest.RedirectURI}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {proxytest.Challenge(strings.Repeat("v", 60))}, "code_challenge_method": {"S256"}}
 	resp, _ := http.Get(e.ts.URL + "/authorize?" + q.Encode())
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	form := url.Values{"decision": {"approve"}}
-	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+	for _, m := range regexp.MustCompile(`name="(authz|csrf)" value="([^"]+)"`).FindAllStringSubmatch(string(page), -1) {
 		form.Set(m[1], m[2])
 	}
 	// Posted without the browser's cookie (another browser, or a CSRF attempt): refused.

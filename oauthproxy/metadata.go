@@ -12,10 +12,13 @@ import (
 type Metadata struct {
 	Issuer string   // e.g. https://mcp.contoso.com
 	Scopes []string // full scope URIs clients request
+	// ClientIDMetadataDocuments is advertised only when the proxy accepts https client_ids
+	// (not yet: a client that believed it would fail at /authorize).
+	ClientIDMetadataDocuments bool
 }
 
 // Document is the RFC 8414 metadata: what Entra's discovery lacks for MCP clients (PKCE
-// methods, a registration endpoint, client id metadata documents).
+// methods, a registration endpoint, RFC 9207 iss).
 func (m Metadata) Document() map[string]any {
 	base := strings.TrimSuffix(m.Issuer, "/")
 	return map[string]any{
@@ -31,7 +34,7 @@ func (m Metadata) Document() map[string]any {
 		"code_challenge_methods_supported":               []string{"S256"},
 		"token_endpoint_auth_methods_supported":          []string{"none"},
 		"revocation_endpoint_auth_methods_supported":     []string{"none"},
-		"client_id_metadata_document_supported":          true,
+		"client_id_metadata_document_supported":          m.ClientIDMetadataDocuments,
 		"authorization_response_iss_parameter_supported": true,
 		"scopes_supported":                               append(append([]string{}, m.Scopes...), "offline_access"),
 	}

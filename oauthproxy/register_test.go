@@ -119,7 +119,7 @@ func TestMetadataDocument(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc["registration_endpoint"] != "https://mcp.contoso.example/register" || doc["client_id_metadata_document_supported"] != true ||
+	if doc["registration_endpoint"] != "https://mcp.contoso.example/register" || doc["client_id_metadata_document_supported"] != false ||
 		!bytes.Contains(rec.Body.Bytes(), []byte(`"code_challenge_methods_supported":["S256"]`)) || doc["authorization_response_iss_parameter_supported"] != true {
 		t.Fatalf("metadata: %s", rec.Body)
 	}

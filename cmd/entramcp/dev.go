@@ -13,7 +13,7 @@ import (
 )
 
 const devSummary = `Runs everything on this machine with embedded defaults: the Entra ID + Microsoft Graph
-emulator and, wired to it, the MCP server (verify mode). State (CA, keys, secrets) lives in
+emulator and, wired to it, the MCP server (verify mode; --mode proxy adds the OAuth proxy). State (CA, keys, secrets) lives in
 --state-dir, so a restart keeps the CA and tokens valid. When ready it writes
 STATE-DIR/dev.json (the same contract as 'entramcp emulator', plus mcp_url) and prints how to
 connect a client. The audit log goes to STATE-DIR/audit.log.`
@@ -24,6 +24,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.register(fs, "emulator-listen")
 	listen := fs.String("listen", "127.0.0.1:8000", "address of the MCP server (port 0 picks a free port); loopback only")
 	stateless := fs.Bool("stateless", false, "stateless MCP sessions")
+	mode := fs.String("mode", "verify", "verify, or proxy: also the OAuth server (DCR, PKCE, consent) for any MCP client")
 	if err := cli.Parse(fs, args, false); err != nil {
 		return err
 	}
@@ -56,6 +57,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	set.Set("ENTRAMCP_ADMIN_GROUP_ID", info.AdminGroupID)
 	set.Set("ENTRAMCP_LOG_FORMAT", "text")
 	set.Set("ENTRAMCP_STATELESS", fmt.Sprint(*stateless))
+	set.Set("ENTRAMCP_MODE", *mode)
 	logs := io.Discard
 	if f.verbose {
 		logs = stderr

@@ -22,6 +22,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/entramcp/entramcp/emulator"
+	"github.com/entramcp/entramcp/internal/proxytest"
 )
 
 var binary string
@@ -440,5 +441,29 @@ func TestTokenAndCall(t *testing.T) {
 	}
 	if _, errOut, code = runCLI(t, append([]string{"call", info.MCPURL, "whoami", "--args", `[1]`}, common...)...); code != 2 {
 		t.Fatalf("bad --args: exit %d, want 2: %s", code, errOut)
+	}
+}
+
+// `entramcp dev --mode proxy`: an MCP client with no Entra registration registers with the
+// proxy, the user signs in through it, and the tool runs as that user (Graph via OBO).
+func TestDevProxyMode(t *testing.T) {
+	cmd, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, cmd)
+	base := strings.TrimSuffix(info.MCPURL, "/mcp")
+	token := proxytest.AccessToken(t, caClient(t, info.CAFile), base, "bob")
+	c := mcp.NewClient(&mcp.Implementation{Name: "cli-test", Version: "1"}, nil)
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: info.MCPURL,
+		HTTPClient: &http.Client{Transport: authHeader{"Bearer " + token}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "whoami"})
+	if err != nil || res.IsError {
+		t.Fatalf("whoami: %v %+v", err, res)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	if !strings.Contains(string(b), info.Users[1].OID) || !strings.Contains(string(b), `"profile"`) {
+		t.Fatalf("whoami through the proxy: %s", b)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/entramcp/entramcp/internal/ids"
 	"github.com/entramcp/entramcp/internal/metrics"
 	"github.com/entramcp/entramcp/mcpauth"
+	"github.com/entramcp/entramcp/oauthproxy"
 	"github.com/entramcp/entramcp/store"
 	"github.com/entramcp/entramcp/tools"
 )
@@ -36,7 +37,7 @@ import (
 type Config struct {
 	Listen         string
 	BaseURL        string // public base URL; the MCP endpoint is BaseURL + "/mcp"
-	Mode           string // "verify" (proxy mode arrives with the OAuth proxy)
+	Mode           string // "verify" (Entra tokens from pre-authorized clients) or "proxy" (our OAuth proxy)
 	TenantID       string
 	ClientID       string
 	IdentifierURI  string
@@ -72,6 +73,12 @@ type Config struct {
 	EncryptionKey string
 	// MinKeyRefetch bounds refetches of the JWKS for unknown kids (default 1 minute).
 	MinKeyRefetch time.Duration
+	// RedirectHosts are the https hosts proxy-mode clients may register redirect URIs on
+	// (loopback and private-use schemes are always allowed).
+	RedirectHosts []string
+	// SigningKey is a PEM EC P-256 key for the proxy's tokens; empty: generated and kept in
+	// the store (rotatable).
+	SigningKey string
 	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
 	// what authentication costs; the command line has no way to set it.
 	AuthDisabled bool
@@ -91,6 +98,8 @@ type Server struct {
 	mcpURL   string
 
 	obo          *entra.OBOClient
+	cred         entra.Credential
+	proxy        *oauthproxy.Proxy
 	store        store.Store
 	graphTools   *tools.Graph
 	requests     *metrics.CounterVec
@@ -115,8 +124,8 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	if cfg.Mode == "" {
 		cfg.Mode = "verify"
 	}
-	if cfg.Mode != "verify" {
-		return nil, &ConfigError{"ENTRAMCP_MODE", fmt.Sprintf("%q is not available in this build; use verify (the OAuth proxy mode is not implemented yet)", cfg.Mode)}
+	if cfg.Mode != "verify" && cfg.Mode != "proxy" {
+		return nil, &ConfigError{"ENTRAMCP_MODE", fmt.Sprintf("%q must be verify or proxy", cfg.Mode)}
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
@@ -159,15 +168,25 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	}
 	s.audit = audit.New(auditOut)
 	scopes := entra.FullScopes(s.verifier.IdentifierURIs()[0], s.verifier.RequiredScopes())
+	if err := s.setupGraph(cfg, httpClient); err != nil {
+		return nil, err
+	}
+	var tokenVerifier mcpauth.TokenVerifier = s.verifier
+	authServer := s.verifier.Authority()
+	if cfg.Mode == "proxy" {
+		if err := s.setupProxy(cfg, base.String(), scopes, httpClient); err != nil {
+			return nil, err
+		}
+		// Our ES256 tokens and, for pre-authorized clients, Entra's RS256 tokens side by side.
+		tokenVerifier = mcpauth.ByAlgorithm{"ES256": s.proxy.Tokens, "RS256": s.verifier}
+		authServer = base.String()
+	}
 	s.auth, err = mcpauth.New(mcpauth.Options{
-		Verifier: s.verifier, ResourceURL: s.mcpURL, AuthorizationServers: []string{s.verifier.Authority()},
+		Verifier: tokenVerifier, ResourceURL: s.mcpURL, AuthorizationServers: []string{authServer},
 		Scopes: scopes, ResourceName: cfg.ResourceName, Leeway: cfg.Leeway, OnDenied: s.onDenied,
 	})
 	if err != nil {
 		return nil, &ConfigError{"ENTRAMCP_BASE_URL", err.Error()}
-	}
-	if err := s.setupGraph(cfg, httpClient); err != nil {
-		return nil, err
 	}
 	var groups mcpauth.GroupChecker
 	if s.graphTools != nil {
@@ -210,6 +229,7 @@ func (s *Server) setupGraph(cfg Config, httpClient *http.Client) error {
 	if n > 1 {
 		return &ConfigError{"ENTRA_CLIENT_SECRET", "set only one of ENTRA_CLIENT_SECRET, ENTRA_CLIENT_CERTIFICATE and ENTRA_MANAGED_IDENTITY_CLIENT_ID"}
 	}
+	s.cred = cred
 	if cred == nil {
 		s.log.Warn("no client credential configured: Microsoft Graph tools are off (set ENTRA_CLIENT_CERTIFICATE, ENTRA_MANAGED_IDENTITY_CLIENT_ID or ENTRA_CLIENT_SECRET)")
 		return nil
@@ -253,6 +273,9 @@ func (s *Server) setupGraph(cfg Config, httpClient *http.Client) error {
 // openStore opens ENTRAMCP_STORE sealed with ENTRAMCP_ENCRYPTION_KEY; a store outside process
 // memory without a strong key is refused.
 func (s *Server) openStore(cfg Config) (store.Store, error) {
+	if s.store != nil {
+		return s.store, nil
+	}
 	var kr *store.Keyring
 	if cfg.EncryptionKey == "" && cfg.Store == "memory:" {
 		kr, _ = store.NewRandomKeyring()
@@ -380,6 +403,9 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", s.reg.Handler())
 	s.auth.Mount(mux)
+	if s.proxy != nil {
+		s.proxy.Mount(mux)
+	}
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.mcp }, &mcp.StreamableHTTPOptions{
 		Stateless: s.cfg.Stateless, MaxRequestBodyBytes: s.cfg.MaxBodyBytes, SessionTimeout: 30 * time.Minute,
 	})

@@ -1,0 +1,130 @@
+// Package proxytest drives the OAuth proxy's browser flow in tests the way an MCP client and a
+// user would: register, authorize, approve our consent page, pick a user on the emulator's
+// sign-in page, and exchange the code.
+package proxytest
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// RedirectURI is the loopback redirect the test client registers; nothing listens there.
+const RedirectURI = "http://127.0.0.1:9/cb"
+
+// Register registers a client by Dynamic Client Registration and returns its client_id.
+func Register(t testing.TB, base, name string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"client_name": name, "redirect_uris": []string{RedirectURI}})
+	resp, err := http.Post(base+"/register", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reg map[string]any
+	json.NewDecoder(resp.Body).Decode(&reg)
+	id, _ := reg["client_id"].(string)
+	if resp.StatusCode != http.StatusCreated || id == "" {
+		t.Fatalf("registration: %d %v", resp.StatusCode, reg)
+	}
+	return id
+}
+
+// Challenge is the S256 code challenge of verifier.
+func Challenge(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+var hidden = regexp.MustCompile(`name="(authz|csrf)" value="([^"]+)"`)
+var entraHidden = regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`)
+
+// SignIn runs the browser part for user (an emulator user name such as "alice"): authorize,
+// consent, Entra's sign-in page, callback. browser must trust the emulator's CA (it gets its
+// own cookie jar). It returns the query of the redirect back to the client (code, state, iss).
+func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user string) url.Values {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	browser = &http.Client{Transport: browser.Transport, Jar: jar}
+	browser.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), RedirectURI) {
+			return http.ErrUseLastResponse // the client's loopback redirect
+		}
+		return nil
+	}
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {RedirectURI}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {Challenge(verifier)}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
+	resp, err := browser.Get(base + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("consent page: %d %s", resp.StatusCode, page)
+	}
+	form := url.Values{"decision": {"approve"}}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, err = browser.PostForm(base+"/consent", form) // -> Entra's sign-in page
+	if err != nil {
+		t.Fatal(err)
+	}
+	signin, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(signin), `id="user-`+user+`"`) {
+		t.Fatalf("expected the emulator's sign-in page: %.300s", signin)
+	}
+	entraForm := url.Values{}
+	for _, m := range entraHidden.FindAllStringSubmatch(string(signin), -1) {
+		entraForm.Set(m[1], strings.ReplaceAll(m[2], "&amp;", "&"))
+	}
+	entraForm.Set("emu_user", user) // the page's user buttons also carry emu_user; the click decides
+	resp, err = browser.PostForm(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host+resp.Request.URL.Path, entraForm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), RedirectURI) {
+		t.Fatalf("after Entra sign-in: %d %v", resp.StatusCode, loc)
+	}
+	return loc.Query()
+}
+
+// Token posts form (plus client_id) to the proxy's token endpoint and decodes the answer.
+func Token(t testing.TB, base, clientID string, form url.Values) (int, map[string]any) {
+	t.Helper()
+	form.Set("client_id", clientID)
+	resp, err := http.PostForm(base+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b map[string]any
+	json.NewDecoder(resp.Body).Decode(&b)
+	return resp.StatusCode, b
+}
+
+// AccessToken signs user in and exchanges the code: the whole flow, for tests that need a
+// proxy token and do not examine the steps.
+func AccessToken(t testing.TB, browser *http.Client, base, user string) string {
+	t.Helper()
+	client := Register(t, base, "Test client")
+	verifier := strings.Repeat("v", 60)
+	q := SignIn(t, browser, base, client, verifier, user)
+	status, tok := Token(t, base, client, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {RedirectURI}, "code_verifier": {verifier}})
+	at, _ := tok["access_token"].(string)
+	if status != http.StatusOK || at == "" {
+		t.Fatalf("code exchange: %d %v", status, tok)
+	}
+	return at
+}

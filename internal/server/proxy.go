@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/entramcp/entramcp/oauthproxy"
+)
+
+// setupProxy builds the OAuth proxy (ENTRAMCP_MODE=proxy): our authorization server in front of
+// Entra, its signing keys and its sealed records in the store.
+func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient *http.Client) error {
+	if s.cred == nil {
+		return &ConfigError{"ENTRAMCP_MODE", "proxy mode signs users in with Entra as a confidential client: set ENTRA_CLIENT_CERTIFICATE, ENTRA_MANAGED_IDENTITY_CLIENT_ID or ENTRA_CLIENT_SECRET (or use ENTRAMCP_MODE=verify)"}
+	}
+	if cfg.Store == "" {
+		// One replica only: sessions and signing keys end with the process.
+		s.log.Warn("proxy mode without ENTRAMCP_STORE keeps clients, sessions and signing keys in memory; they are lost on restart and not shared by replicas")
+		cfg.Store = "memory:"
+	}
+	st, err := s.openStore(cfg)
+	if err != nil {
+		return err
+	}
+	for _, h := range cfg.RedirectHosts {
+		if h == "" || strings.ContainsAny(h, "/:@ ") {
+			return &ConfigError{"ENTRAMCP_REDIRECT_HOSTS", "entries are host names such as claude.ai (no scheme, port or path)"}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	keys, err := oauthproxy.LoadKeys(ctx, st, cfg.SigningKey, 2*time.Hour)
+	if err != nil {
+		return &ConfigError{"ENTRAMCP_SIGNING_KEY", err.Error()}
+	}
+	authority, _ := url.Parse(s.verifier.Authority())
+	p := &oauthproxy.Proxy{
+		Store:          st,
+		Registry:       &oauthproxy.Registry{Store: st, Policy: oauthproxy.RedirectPolicy{Hosts: cfg.RedirectHosts}},
+		Verifier:       s.verifier,
+		Issuer:         base,
+		Resource:       s.mcpURL,
+		AuthorityHost:  authority.Host,
+		TenantID:       cfg.TenantID,
+		ClientID:       cfg.ClientID,
+		Credential:     s.cred,
+		HTTPClient:     httpClient,
+		UpstreamScopes: scopes,
+		Logger:         s.log,
+	}
+	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: base, Resource: s.mcpURL, Leeway: cfg.Leeway, Upstream: p.UpstreamToken}
+	s.proxy = p
+	return nil
+}

@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/internal/server"
+	"github.com/entramcp/entramcp/internal/testenv"
+)
+
+func getJSON(t *testing.T, url string) map[string]any {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	return m
+}
+
+// In proxy mode a client that only knows MCP discovers our authorization server, registers,
+// signs the user in through Entra and calls Graph tools as that user: the proxy token resolves
+// to the stored Entra token for On-Behalf-Of. Pre-authorized clients' Entra tokens still work.
+func TestProxyModeEndToEnd(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Mode = "proxy" }})
+	base := strings.TrimSuffix(env.MCPURL, "/mcp")
+	prm := getJSON(t, base+"/.well-known/oauth-protected-resource/mcp")
+	if as, _ := prm["authorization_servers"].([]any); len(as) != 1 || as[0] != base {
+		t.Fatalf("protected resource metadata must name the proxy: %v", prm["authorization_servers"])
+	}
+	asm := getJSON(t, base+"/.well-known/oauth-authorization-server")
+	if asm["issuer"] != base || asm["registration_endpoint"] != base+"/register" {
+		t.Fatalf("authorization server metadata: %v", asm)
+	}
+
+	token := proxytest.AccessToken(t, env.Emulator.HTTPClient(), base, "alice")
+	if c := testenv.Claims(t, token); c["iss"] != base || c["aud"] != env.MCPURL {
+		t.Fatalf("proxy token claims: %v", c)
+	}
+	alice := connect(t, env, token)
+	_, text, out := call(t, alice, "whoami", nil)
+	if p, _ := out["profile"].(map[string]any); p["job_title"] != "Platform Administrator" || out["object_id"] != env.Emulator.Info().Users[0].OID {
+		t.Fatalf("whoami through the proxy (Graph via On-Behalf-Of): %v\n%s", out, text)
+	}
+	if res, _, out := call(t, alice, "check_group_membership", map[string]any{"group_id": env.Emulator.Info().AdminGroupID}); res.IsError || out["member"] != true {
+		t.Fatalf("group check through the proxy: %v", out)
+	}
+	if log := env.AuditLog(); strings.Contains(log, token[len(token)-20:]) {
+		t.Fatal("the audit log holds the proxy token")
+	}
+
+	// VS Code and other pre-authorized clients keep using Entra tokens directly.
+	direct := connect(t, env, env.UserToken(t, "bob"))
+	if _, _, out := call(t, direct, "whoami", nil); out["object_id"] != env.Emulator.Info().Users[1].OID {
+		t.Fatalf("Entra token in proxy mode: %v", out)
+	}
+}
+
+func TestProxyModeNeedsACredential(t *testing.T) {
+	em := testenv.Start(t, testenv.Options{}).Emulator
+	info := em.Info()
+	_, err := server.New(server.Config{Mode: "proxy", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
+		AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile}, nil, nil)
+	var ce *server.ConfigError
+	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" || !strings.Contains(ce.Msg, "confidential client") {
+		t.Fatalf("proxy mode without a credential: %v", err)
+	}
+	_, err = server.New(server.Config{Mode: "gateway", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID}, nil, nil)
+	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" {
+		t.Fatalf("unknown mode: %v", err)
+	}
+}
