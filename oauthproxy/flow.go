@@ -96,6 +96,7 @@ func takeJSON(ctx context.Context, s store.Store, kind, key string, v any) error
 type authzRecord struct {
 	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
 	Browser, CSRF                                              string
+	LoginHint                                                  string // forwarded to Entra
 }
 
 type upstateRecord struct {
@@ -162,7 +163,7 @@ func sep(u string) string {
 
 func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for _, k := range []string{"client_id", "redirect_uri", "state", "code_challenge", "resource"} {
+	for _, k := range []string{"client_id", "redirect_uri", "state", "code_challenge", "resource", "login_hint"} {
 		if len(q[k]) > 1 {
 			page(w, http.StatusBadRequest, "parameter "+k+" is repeated")
 			return
@@ -189,12 +190,14 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectErr(w, r, redirect, state, "invalid_request", "PKCE with S256 is required")
 	case q.Get("resource") != "" && q.Get("resource") != p.Resource:
 		p.redirectErr(w, r, redirect, state, "invalid_target", "resource must be "+p.Resource)
+	case !validHint(q.Get("login_hint")):
+		p.redirectErr(w, r, redirect, state, "invalid_request", "login_hint must be at most 256 printable characters")
 	default:
 		browser := randomID()
 		http.SetCookie(w, &http.Cookie{Name: p.cookieName(), Value: browser, Path: "/", HttpOnly: true, Secure: p.secure(), SameSite: http.SameSiteLaxMode, MaxAge: 600})
 		id, csrf := randomID(), randomID()
 		rec := authzRecord{ClientID: c.ClientID, ClientName: c.ClientName, RedirectURI: redirect, State: state, Challenge: q.Get("code_challenge"),
-			Scope: q.Get("scope"), Browser: hashKey(browser), CSRF: csrf}
+			Scope: q.Get("scope"), Browser: hashKey(browser), CSRF: csrf, LoginHint: q.Get("login_hint")}
 		if err := putJSON(r.Context(), p.Store, kindAuthz, id, rec, 10*time.Minute); err != nil {
 			p.redirectErr(w, r, redirect, state, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
 			return
@@ -202,6 +205,19 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		// prompt=none and other hints are never forwarded in a way that skips consent here.
 		p.renderConsent(w, id, csrf, rec)
 	}
+}
+
+// validHint accepts an empty login_hint or a short printable one (a UPN or email).
+func validHint(h string) bool {
+	if len(h) > 256 {
+		return false
+	}
+	for _, r := range h {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 var consentPage = template.Must(template.New("consent").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Allow access?</title></head><body>
@@ -269,6 +285,9 @@ func (p *Proxy) consent(w http.ResponseWriter, r *http.Request) {
 	q := url.Values{"client_id": {p.ClientID}, "response_type": {"code"}, "redirect_uri": {p.Issuer + "/auth/callback"},
 		"scope": {strings.Join(append(append([]string{}, p.UpstreamScopes...), "offline_access", "openid", "profile"), " ")},
 		"state": {upState}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	if rec.LoginHint != "" {
+		q.Set("login_hint", rec.LoginHint) // saves the user picking an account; Entra still authenticates
+	}
 	http.Redirect(w, r, "https://"+p.AuthorityHost+"/"+p.TenantID+"/oauth2/v2.0/authorize?"+q.Encode(), http.StatusFound)
 }
 

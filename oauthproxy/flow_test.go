@@ -185,18 +185,24 @@ func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	// PKCE plain or missing goes back to the client as an error.
-	for _, m := range []string{"plain", ""} {
+	// PKCE plain or missing, and a login_hint that is not a user name, go back to the client
+	// as errors.
+	for name, edit := range map[string]func(url.Values){
+		"PKCE plain":          func(v url.Values) { v.Set("code_challenge_method", "plain") },
+		"PKCE missing":        func(v url.Values) { v.Del("code_challenge_method"); v.Del("code_challenge") },
+		"login_hint too long": func(v url.Values) { v.Set("login_hint", strings.Repeat("a", 257)) },
+		"login_hint control":  func(v url.Values) { v.Set("login_hint", "alice\r\nX: y") },
+	} {
 		v := url.Values{}
 		for k, x := range q {
-			v[k] = x
+			v[k] = append([]string{}, x...)
 		}
-		v.Set("code_challenge_method", m)
+		edit(v)
 		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, _ := c.Get(e.ts.URL + "/authorize?" + v.Encode())
 		resp.Body.Close()
 		if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=invalid_request") || !strings.Contains(loc, "state=st") {
-			t.Errorf("PKCE %q: %q", m, loc)
+			t.Errorf("%s: %q", name, loc)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -465,5 +466,67 @@ func TestDevProxyMode(t *testing.T) {
 	b, _ := json.Marshal(res.StructuredContent)
 	if !strings.Contains(string(b), info.Users[1].OID) || !strings.Contains(string(b), `"profile"`) {
 		t.Fatalf("whoami through the proxy: %s", b)
+	}
+}
+
+// token and call against `dev --mode proxy`: the CLI finds the proxy by discovery, registers by
+// DCR (once; the registration is cached), passes our consent page, and gets the proxy's token;
+// call then uses it from the cache.
+func TestTokenAndCallThroughTheProxy(t *testing.T) {
+	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0", "--auto-approve")
+	defer stopCLI(t, dev)
+	base := strings.TrimSuffix(info.MCPURL, "/mcp")
+	cache := t.TempDir()
+	common := []string{"--ca-file", info.CAFile, "--cache-dir", cache, "--no-browser", "--login-hint", "bob"}
+	signIn := func(args ...string) string {
+		cmd := exec.Command(binary, append(args, common...)...)
+		stdout, stderr := &syncBuffer{}, &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var authURL string
+		for deadline := time.Now().Add(20 * time.Second); authURL == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, rest, ok := strings.Cut(stderr.String(), "Sign in at:\n  "); ok && strings.Contains(rest, "\n") {
+				authURL = rest[:strings.Index(rest, "\n")]
+			}
+		}
+		if !strings.HasPrefix(authURL, base+"/authorize?") || !strings.Contains(authURL, "resource=") {
+			cmd.Process.Kill()
+			t.Fatalf("sign-in URL must be the proxy's, with resource: %q\n%s", authURL, stderr.String())
+		}
+		jar, _ := cookiejar.New(nil)
+		browser := caClient(t, info.CAFile)
+		browser.Jar = jar
+		resp, err := browser.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if _, done := proxytest.Approve(t, browser, base, page); !strings.Contains(string(done), "Signed in") {
+			t.Fatalf("after consent and Entra sign-in: %s", done)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	var claims map[string]any
+	if out := signIn("token", info.MCPURL, "--claims"); json.Unmarshal([]byte(out), &claims) != nil || claims["iss"] != base || claims["oid"] != info.Users[1].OID {
+		t.Fatalf("proxy token claims: %s", out)
+	}
+	regs, _ := filepath.Glob(filepath.Join(cache, "*.json"))
+	if len(regs) != 2 { // the registration and the token set
+		t.Fatalf("cache files: %v", regs)
+	}
+	out, errOut, code := runCLI(t, append([]string{"call", info.MCPURL, "whoami"}, common...)...)
+	if code != 0 || !strings.Contains(out, "Bob") || strings.Contains(errOut, "Sign in at") {
+		t.Fatalf("call whoami through the proxy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// --force signs in again with a fresh registration.
+	signIn("token", info.MCPURL, "--force")
+	if after, _ := filepath.Glob(filepath.Join(cache, "*.json")); len(after) != 3 {
+		t.Fatalf("--force must register afresh (a new client id, so a new token entry): %v", after)
 	}
 }

@@ -32,7 +32,7 @@ type signInFlags struct {
 }
 
 func (f *signInFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.clientID, "client-id", azureCLIClientID, "public client to sign in with (default: Azure CLI, pre-authorized by setup)")
+	fs.StringVar(&f.clientID, "client-id", "", "public client to sign in with (default: Azure CLI, pre-authorized by setup; with the OAuth proxy, a client registered by DCR)")
 	fs.StringVar(&f.scope, "scope", "", "scopes to request (default: the server's advertised scopes, plus offline_access)")
 	fs.StringVar(&f.authority, "authority", "", "authorization server issuer, to skip discovery (e.g. https://login.microsoftonline.com/TENANT/v2.0)")
 	fs.StringVar(&f.caFile, "ca-file", "", "extra CA certificate to trust (the emulator's .entramcp/ca.pem)")
@@ -76,7 +76,22 @@ func (f *signInFlags) acquire(ctx context.Context, mcpURL string, stderr io.Writ
 	if err != nil {
 		return nil, "", err
 	}
-	req := oauthclient.Request{ClientID: f.clientID, Scopes: scopes, RedirectHost: f.redirectHost, LoginHint: f.loginHint,
+	clientID, proxyResource := f.clientID, ""
+	if clientID == "" {
+		clientID = azureCLIClientID
+		if as.RegistrationEndpoint != "" {
+			// The entramcp OAuth proxy (or another MCP authorization server): register as
+			// any MCP client would. --force registers afresh.
+			if f.force {
+				c.Forget(as, f.redirectHost)
+			}
+			if clientID, err = c.Register(ctx, as, "entramcp CLI", f.redirectHost); err != nil {
+				return nil, "", err
+			}
+			proxyResource = mcpURL
+		}
+	}
+	req := oauthclient.Request{ClientID: clientID, Resource: proxyResource, Scopes: scopes, RedirectHost: f.redirectHost, LoginHint: f.loginHint,
 		Open: func(u string) error {
 			fmt.Fprintf(stderr, "Sign in at:\n  %s\n", u)
 			if !f.noBrowser {

@@ -36,6 +36,9 @@ type Server struct {
 	Issuer                string `json:"issuer"`
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
+	// RegistrationEndpoint is set by servers that offer Dynamic Client Registration (the
+	// entramcp OAuth proxy); Entra has none.
+	RegistrationEndpoint string `json:"registration_endpoint"`
 }
 
 // Client holds the HTTP client and where tokens are cached.
@@ -115,6 +118,8 @@ type Request struct {
 	Scopes       []string
 	RedirectHost string // 127.0.0.1 (default) or localhost
 	LoginHint    string
+	// Resource is sent as RFC 8707 resource (to the proxy; Entra refuses it).
+	Resource string
 	// Open is called with the authorization URL (open a browser, or print it).
 	Open func(authURL string) error
 	// Timeout bounds the wait for the browser to come back (default 5 minutes).
@@ -150,6 +155,9 @@ func (c *Client) Interactive(ctx context.Context, as *Server, r Request) (*Token
 		"state": {state}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	if r.LoginHint != "" {
 		q.Set("login_hint", r.LoginHint)
+	}
+	if r.Resource != "" {
+		q.Set("resource", r.Resource)
 	}
 	authURL := as.AuthorizationEndpoint + "?" + q.Encode()
 	type result struct {
@@ -199,8 +207,69 @@ func (c *Client) Interactive(ctx context.Context, as *Server, r Request) (*Token
 	if res.err != nil {
 		return nil, res.err
 	}
-	return c.exchange(ctx, as.TokenEndpoint, r.ClientID, url.Values{"grant_type": {"authorization_code"}, "code": {res.code},
-		"redirect_uri": {redirect}, "code_verifier": {verifier}, "scope": {strings.Join(r.Scopes, " ")}})
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {res.code},
+		"redirect_uri": {redirect}, "code_verifier": {verifier}, "scope": {strings.Join(r.Scopes, " ")}}
+	if r.Resource != "" {
+		form.Set("resource", r.Resource)
+	}
+	return c.exchange(ctx, as.TokenEndpoint, r.ClientID, form)
+}
+
+// Register returns this CLI's client id at a server with Dynamic Client Registration (RFC
+// 7591): the one registered before (kept in the cache directory) or a new registration of a
+// public client with a loopback redirect on any port (RFC 8252).
+func (c *Client) Register(ctx context.Context, as *Server, name, redirectHost string) (string, error) {
+	if as.RegistrationEndpoint == "" {
+		return "", errors.New("the authorization server does not offer client registration; give --client-id")
+	}
+	if redirectHost == "" {
+		redirectHost = "127.0.0.1"
+	}
+	p, err := c.cacheFile("registration", as.Issuer, []string{redirectHost})
+	if err != nil {
+		return "", err
+	}
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &reg) == nil && reg.ClientID != "" {
+		return reg.ClientID, nil
+	}
+	body, _ := json.Marshal(map[string]any{"client_name": name, "redirect_uris": []string{"http://" + redirectHost + "/"},
+		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}, "token_endpoint_auth_method": "none"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, as.RegistrationEndpoint, strings.NewReader(string(body)))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ClientID    string `json:"client_id"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.ClientID == "" {
+		return "", fmt.Errorf("client registration: HTTP %d %s: %s", resp.StatusCode, out.Error, out.Description)
+	}
+	data, _ := json.Marshal(map[string]string{"client_id": out.ClientID, "issuer": as.Issuer})
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return "", err
+	}
+	return out.ClientID, nil
+}
+
+// Forget drops a cached registration (the server no longer knows the client).
+func (c *Client) Forget(as *Server, redirectHost string) {
+	if redirectHost == "" {
+		redirectHost = "127.0.0.1"
+	}
+	if p, err := c.cacheFile("registration", as.Issuer, []string{redirectHost}); err == nil {
+		os.Remove(p)
+	}
 }
 
 // Refresh uses a refresh token; the new token set replaces the old.

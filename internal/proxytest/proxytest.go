@@ -70,16 +70,7 @@ func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user s
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" {
 		t.Fatalf("consent page: %d %s", resp.StatusCode, page)
 	}
-	form := url.Values{"decision": {"approve"}}
-	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], m[2])
-	}
-	resp, err = browser.PostForm(base+"/consent", form) // -> Entra's sign-in page
-	if err != nil {
-		t.Fatal(err)
-	}
-	signin, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, signin := Approve(t, browser, base, page) // -> Entra's sign-in page
 	if !strings.Contains(string(signin), `id="user-`+user+`"`) {
 		t.Fatalf("expected the emulator's sign-in page: %.300s", signin)
 	}
@@ -98,6 +89,27 @@ func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user s
 		t.Fatalf("after Entra sign-in: %d %v", resp.StatusCode, loc)
 	}
 	return loc.Query()
+}
+
+// Approve submits "approve" on the proxy's consent page (its HTML in page) from browser, which
+// must hold the cookie the page set, and follows the redirects. It returns the last response
+// and its body.
+func Approve(t testing.TB, browser *http.Client, base string, page []byte) (*http.Response, []byte) {
+	t.Helper()
+	form := url.Values{"decision": {"approve"}}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	if form.Get("authz") == "" || form.Get("csrf") == "" {
+		t.Fatalf("not the consent page: %.300s", page)
+	}
+	resp, err := browser.PostForm(base+"/consent", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body
 }
 
 // Token posts form (plus client_id) to the proxy's token endpoint and decodes the answer.
