@@ -1,0 +1,125 @@
+package oauthproxy_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/entramcp/entramcp/internal/proxytest"
+)
+
+// Attacks on the token, revocation and callback endpoints. Each must fail with a clear OAuth
+// error and leave the victim's tokens as they were, or revoke them when the attack shows a
+// stolen code.
+func TestProxyTokenEndpointAttacks(t *testing.T) {
+	e := startProxy(t)
+	verifier := strings.Repeat("v", 60)
+	codeGrant := func(code string) url.Values {
+		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}}
+	}
+
+	// A code stolen by another registered client: refused, and the code is burnt for its owner.
+	thief := proxytest.Register(t, e.ts.URL, "Thief")
+	code := e.signIn(t, verifier, "alice").Get("code")
+	if status, b := proxytest.Token(t, e.ts.URL, thief, codeGrant(code)); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("code used by another client: %d %v", status, b)
+	}
+	if status, _ := e.tokenReq(t, codeGrant(code)); status != 400 {
+		t.Fatalf("a code shown to another client must not work afterwards: %d", status)
+	}
+
+	// Wrong redirect_uri, wrong resource, missing verifier, repeated grant_type, unknown grant.
+	for name, form := range map[string]url.Values{
+		"redirect_uri mismatch": {"grant_type": {"authorization_code"}, "code": {e.signIn(t, verifier, "alice").Get("code")}, "redirect_uri": {"http://127.0.0.1:9/other"}, "code_verifier": {verifier}},
+		"resource mismatch":     {"grant_type": {"authorization_code"}, "code": {e.signIn(t, verifier, "alice").Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}, "resource": {"https://evil.example/mcp"}},
+		"no verifier":           {"grant_type": {"authorization_code"}, "code": {e.signIn(t, verifier, "alice").Get("code")}, "redirect_uri": {proxytest.RedirectURI}},
+		"password grant":        {"grant_type": {"password"}, "username": {"alice"}, "password": {"x"}},
+		"client_credentials":    {"grant_type": {"client_credentials"}},
+	} {
+		status, b := e.tokenReq(t, form)
+		if status != 400 || b["error"] == nil || b["error_description"] == nil || b["access_token"] != nil {
+			t.Errorf("%s: %d %v", name, status, b)
+		}
+	}
+
+	// An oversized body is refused before anything is read into memory.
+	resp, err := http.Post(e.ts.URL+"/token", "application/x-www-form-urlencoded", strings.NewReader("client_id="+e.client+"&x="+strings.Repeat("a", 200<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 && resp.StatusCode != 413 {
+		t.Fatalf("oversized token request: %d", resp.StatusCode)
+	}
+	// GET on the token endpoint is not a token request.
+	if resp, _ := http.Get(e.ts.URL + "/token?grant_type=refresh_token"); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /token: %d", resp.StatusCode)
+	}
+
+	// Revocation: only the owning client's refresh token revokes, and then the access token
+	// stops working at once.
+	_, tok := e.tokenReq(t, codeGrant(e.signIn(t, verifier, "bob").Get("code")))
+	rt, at := tok["refresh_token"].(string), tok["access_token"].(string)
+	http.PostForm(e.ts.URL+"/revoke", url.Values{"client_id": {thief}, "token": {rt}})
+	if status, _ := e.call(t, at); status != 200 {
+		t.Fatalf("another client revoked bob's grant: %d", status)
+	}
+	resp, _ = http.PostForm(e.ts.URL+"/revoke", url.Values{"client_id": {e.client}, "token": {rt}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if status, _ := e.call(t, at); status != 401 {
+		t.Fatalf("access token after revocation: %d", status)
+	}
+	if status, _ := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 {
+		t.Fatalf("refresh after revocation: %d", status)
+	}
+}
+
+// The Entra callback cannot be driven by anyone but the browser that started the sign-in.
+func TestProxyCallbackAttacks(t *testing.T) {
+	e := startProxy(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A forged state: an error page, never a redirect.
+	resp, _ := noFollow.Get(e.ts.URL + "/auth/callback?code=x&state=forged")
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("forged state: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// A real state delivered to another browser (login CSRF): refused.
+	jar, _ := cookiejar.New(nil)
+	victim := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.Path, "/") && !strings.HasPrefix(r.URL.String(), e.ts.URL) {
+			return http.ErrUseLastResponse // stop at Entra
+		}
+		return nil
+	}}
+	q := url.Values{"client_id": {e.client}, "redirect_uri": {proxytest.RedirectURI}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {proxytest.Challenge(strings.Repeat("v", 60))}, "code_challenge_method": {"S256"}}
+	resp, err := victim.Get(e.ts.URL + "/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp, _ = proxytest.Approve(t, victim, e.ts.URL, page)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("state") == "" {
+		t.Fatalf("consent did not send the browser to Entra: %d %v", resp.StatusCode, loc)
+	}
+	resp, _ = noFollow.Get(e.ts.URL + "/auth/callback?code=x&state=" + url.QueryEscape(loc.Query().Get("state")))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
+		t.Fatalf("callback from another browser: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// And the state is spent: the right browser cannot be replayed into it either.
+	resp, _ = victim.Get(e.ts.URL + "/auth/callback?code=x&state=" + url.QueryEscape(loc.Query().Get("state")))
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("spent state: %d", resp.StatusCode)
+	}
+}
