@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/entramcp/entramcp/entra"
 	"github.com/entramcp/entramcp/internal/emutest"
 	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/internal/redistest"
 	"github.com/entramcp/entramcp/mcpauth"
 	"github.com/entramcp/entramcp/oauthproxy"
 	"github.com/entramcp/entramcp/store"
@@ -30,10 +32,20 @@ type proxyEnv struct {
 }
 
 func startProxy(t *testing.T) *proxyEnv {
+	return startReplicas(t, 1, func() store.Store { return store.NewMemory() })
+}
+
+// startReplicas runs n proxy replicas, each with its own store client from open (sealed with
+// one shared keyring) and its own key set, behind one URL that sends each request to the next
+// replica in turn, as a round-robin load balancer would.
+func startReplicas(t *testing.T, n int, open func() store.Store) *proxyEnv {
 	em := emutest.Start(t, nil)
 	info := em.Info()
-	mux := http.NewServeMux()
-	ts := httptest.NewServer(mux)
+	var next atomic.Int64
+	muxes := make([]*http.ServeMux, n)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		muxes[int(next.Add(1))%n].ServeHTTP(w, r)
+	}))
 	t.Cleanup(ts.Close)
 	v, err := entra.NewVerifier(entra.VerifierOptions{TenantID: em.TenantID(), ClientID: emulator.DefaultServerAppID, RequiredScopes: []string{"mcp-access"},
 		AuthorityHost: strings.TrimPrefix(em.URL(), "https://"), HTTPClient: em.HTTPClient()})
@@ -44,20 +56,35 @@ func startProxy(t *testing.T) *proxyEnv {
 	t.Cleanup(cancel)
 	v.Start(ctx)
 	kr, _ := store.NewRandomKeyring()
-	st := store.Encrypted(store.NewMemory(), kr)
-	keys, _ := oauthproxy.LoadKeys(ctx, st, "", time.Hour)
-	p := &oauthproxy.Proxy{Store: st, Registry: &oauthproxy.Registry{Store: st, Policy: oauthproxy.RedirectPolicy{}}, Verifier: v,
-		Issuer: ts.URL, Resource: ts.URL + "/mcp", AuthorityHost: strings.TrimPrefix(em.URL(), "https://"), TenantID: em.TenantID(),
-		ClientID: info.Apps.Server.ClientID, Credential: entra.SecretCredential(info.Apps.Server.ClientSecret), HTTPClient: em.HTTPClient(),
-		UpstreamScopes: []string{info.Apps.Server.IdentifierURI + "/mcp-access"}, RefreshGrace: 200 * time.Millisecond}
-	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: ts.URL, Resource: ts.URL + "/mcp", Upstream: p.UpstreamToken}
-	p.Mount(mux)
-	a, _ := mcpauth.New(mcpauth.Options{Verifier: mcpauth.ByAlgorithm{"ES256": p.Tokens, "RS256": v}, ResourceURL: ts.URL + "/mcp", AuthorizationServers: []string{ts.URL}})
-	mux.Handle("/mcp", a.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := entra.IdentityFromContext(r.Context())
-		json.NewEncoder(w).Encode(map[string]string{"oid": id.ObjectID, "upstream_aud": audOf(id.Token())})
-	})))
-	return &proxyEnv{em: em, ts: ts, proxy: p, client: proxytest.Register(t, ts.URL, "Test client")}
+	shared := open()
+	var first *oauthproxy.Proxy
+	for i := range n {
+		st := store.Encrypted(shared, kr)
+		if i > 0 {
+			st = store.Encrypted(open(), kr)
+		}
+		keys, err := oauthproxy.LoadKeys(ctx, st, "", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &oauthproxy.Proxy{Store: st, Registry: &oauthproxy.Registry{Store: st, Policy: oauthproxy.RedirectPolicy{}}, Verifier: v,
+			Issuer: ts.URL, Resource: ts.URL + "/mcp", AuthorityHost: strings.TrimPrefix(em.URL(), "https://"), TenantID: em.TenantID(),
+			ClientID: info.Apps.Server.ClientID, Credential: entra.SecretCredential(info.Apps.Server.ClientSecret), HTTPClient: em.HTTPClient(),
+			UpstreamScopes: []string{info.Apps.Server.IdentifierURI + "/mcp-access"}, RefreshGrace: 200 * time.Millisecond}
+		p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: ts.URL, Resource: ts.URL + "/mcp", Upstream: p.UpstreamToken}
+		mux := http.NewServeMux()
+		p.Mount(mux)
+		a, _ := mcpauth.New(mcpauth.Options{Verifier: mcpauth.ByAlgorithm{"ES256": p.Tokens, "RS256": v}, ResourceURL: ts.URL + "/mcp", AuthorizationServers: []string{ts.URL}})
+		mux.Handle("/mcp", a.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := entra.IdentityFromContext(r.Context())
+			json.NewEncoder(w).Encode(map[string]string{"oid": id.ObjectID, "upstream_aud": audOf(id.Token())})
+		})))
+		muxes[i] = mux
+		if first == nil {
+			first = p
+		}
+	}
+	return &proxyEnv{em: em, ts: ts, proxy: first, client: proxytest.Register(t, ts.URL, "Test client")}
 }
 
 func audOf(jwt string) string {
@@ -95,8 +122,24 @@ func (e *proxyEnv) call(t *testing.T, at string) (int, map[string]string) {
 	return resp.StatusCode, b
 }
 
-func TestProxyFlowEndToEnd(t *testing.T) {
-	e := startProxy(t)
+func TestProxyFlowEndToEnd(t *testing.T) { runFlow(t, startProxy(t)) }
+
+// Three replicas on one Redis, each request to the next replica: every step of the flow (the
+// consent page on one, the callback on another, the code exchange and refresh on a third)
+// works from the shared store, and so do the replay and reuse defenses.
+func TestProxyFlowAcrossReplicasOnRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	runFlow(t, startReplicas(t, 3, func() store.Store {
+		st, err := store.Open(context.Background(), redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}))
+}
+
+func runFlow(t *testing.T, e *proxyEnv) {
 	verifier := strings.Repeat("v", 60)
 	q := e.signIn(t, verifier, "alice")
 	if q.Get("state") != "st" || q.Get("iss") != e.ts.URL || q.Get("code") == "" {
