@@ -321,7 +321,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if v.cache != nil && len(raw) <= maxTokenBytes {
 		ck = cacheKey(raw)
 		// A cached token is still refused once its key leaves the JWKS (emergency rollover).
-		if e, ok := v.cache.get(ck, now.Add(-v.opts.Leeway)); ok && v.keys.Load().Has(e.kid) {
+		if e, ok := v.cache.Get(ck, now.Add(-v.opts.Leeway)); ok && v.keys.Load().Has(e.kid) {
 			return e.id, nil
 		}
 	}
@@ -330,7 +330,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, verr
 	}
 	if v.cache != nil {
-		v.cache.put(ck, cacheEntry{id: id, kid: kid, until: id.Expiry})
+		v.cache.Put(ck, cacheEntry{id: id, kid: kid}, id.Expiry)
 	}
 	return id, nil
 }

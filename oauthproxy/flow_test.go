@@ -31,14 +31,14 @@ type proxyEnv struct {
 	client string
 }
 
-func startProxy(t *testing.T) *proxyEnv {
+func startProxy(t testing.TB) *proxyEnv {
 	return startReplicas(t, 1, func() store.Store { return store.NewMemory() })
 }
 
 // startReplicas runs n proxy replicas, each with its own store client from open (sealed with
 // one shared keyring) and its own key set, behind one URL that sends each request to the next
 // replica in turn, as a round-robin load balancer would.
-func startReplicas(t *testing.T, n int, open func() store.Store) *proxyEnv {
+func startReplicas(t testing.TB, n int, open func() store.Store) *proxyEnv {
 	em := emutest.Start(t, nil)
 	info := em.Info()
 	var next atomic.Int64

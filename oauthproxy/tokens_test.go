@@ -105,14 +105,12 @@ func TestIssueAndVerify(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	tk2 := *tk
-	tk2.Resource = "https://elsewhere.example/mcp"
+	tk2 := &Tokens{Keys: tk.Keys, Issuer: tk.Issuer, Resource: "https://elsewhere.example/mcp", Now: tk.Now}
 	if _, err := tk2.Verify(context.Background(), tok); reasonOf(err) != entra.ReasonAudience {
 		t.Errorf("audience: %v", err)
 	}
 	later := now.Add(2 * time.Hour)
-	tk3 := *tk
-	tk3.Now = func() time.Time { return later }
+	tk3 := &Tokens{Keys: tk.Keys, Issuer: tk.Issuer, Resource: tk.Resource, Now: func() time.Time { return later }}
 	if _, err := tk3.Verify(context.Background(), tok); reasonOf(err) != entra.ReasonExpired {
 		t.Errorf("expired: %v", err)
 	}
@@ -189,5 +187,29 @@ func TestSigningKeyFromSetting(t *testing.T) {
 	}
 	if err := ks.Rotate(context.Background()); err == nil {
 		t.Fatal("rotating a configured key should be refused")
+	}
+}
+
+// The verified-token cache never outlives the key: once a key is dropped, a token it signed is
+// refused even though it was verified (and cached) before and has not expired.
+func TestCachedTokenRefusedWhenItsKeyIsDropped(t *testing.T) {
+	now := time.Now()
+	tk := newTokens(t, sealed(t, store.NewMemory()), &now)
+	tk.Lifetime = 24 * time.Hour
+	tok, _, _, err := tk.Issue(Grant{TenantID: tid, ObjectID: oid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tk.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second rotation past the overlap drops the token's key
+		now = now.Add(3 * time.Hour)
+		if err := tk.Keys.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tk.Verify(context.Background(), tok); reasonOf(err) != entra.ReasonKeyNotFound {
+		t.Fatalf("a cached token from a dropped key: %v", err)
 	}
 }
