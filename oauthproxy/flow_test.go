@@ -194,6 +194,23 @@ func runFlow(t *testing.T, e *proxyEnv) {
 	}
 }
 
+// authorizeEdited sends /authorize with a copy of q changed by edit, without following redirects.
+func authorizeEdited(t *testing.T, e *proxyEnv, q url.Values, edit func(url.Values)) *http.Response {
+	t.Helper()
+	v := url.Values{}
+	for k, x := range q {
+		v[k] = append([]string{}, x...)
+	}
+	edit(v)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(e.ts.URL + "/authorize?" + v.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 	e := startProxy(t)
 	q := url.Values{"client_id": {e.client}, "redirect_uri": {proxytest.RedirectURI}, "response_type": {"code"}, "state": {"st"},
@@ -216,14 +233,7 @@ func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 		"unknown client":        func(v url.Values) { v.Set("client_id", "mcp_nope") },
 		"second redirect_uri":   func(v url.Values) { v.Add("redirect_uri", "https://evil.example/cb") },
 	} {
-		v := url.Values{}
-		for k, x := range q {
-			v[k] = append([]string{}, x...)
-		}
-		edit(v)
-		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, _ := c.Get(e.ts.URL + "/authorize?" + v.Encode())
-		resp.Body.Close()
+		resp := authorizeEdited(t, e, q, edit)
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
 			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -236,14 +246,7 @@ func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 		"login_hint too long": func(v url.Values) { v.Set("login_hint", strings.Repeat("a", 257)) },
 		"login_hint control":  func(v url.Values) { v.Set("login_hint", "alice\r\nX: y") },
 	} {
-		v := url.Values{}
-		for k, x := range q {
-			v[k] = append([]string{}, x...)
-		}
-		edit(v)
-		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, _ := c.Get(e.ts.URL + "/authorize?" + v.Encode())
-		resp.Body.Close()
+		resp := authorizeEdited(t, e, q, edit)
 		if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=invalid_request") || !strings.Contains(loc, "state=st") {
 			t.Errorf("%s: %q", name, loc)
 		}

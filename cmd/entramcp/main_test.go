@@ -364,15 +364,10 @@ func (a authHeader) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // token and call, end to end: sign in through the printed URL (the emulator's auto-approve
 // stands in for the person), the token cache, refresh, and tool calls.
-func TestTokenAndCall(t *testing.T) {
-	dev, info, _ := startCLI(t, "dev", "--listen", "127.0.0.1:0", "--auto-approve")
-	defer stopCLI(t, dev)
-	cache := t.TempDir()
-	common := []string{"--ca-file", info.CAFile, "--cache-dir", cache, "--no-browser", "--login-hint", "alice"}
-	browser := caClient(t, info.CAFile)
-
-	// First run: the CLI prints the URL and waits; the "browser" follows it to the loopback.
-	cmd := exec.Command(binary, append([]string{"token", info.MCPURL, "--claims"}, common...)...)
+// startSignIn starts the CLI with args and waits for the sign-in URL it prints (--no-browser).
+func startSignIn(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -388,6 +383,18 @@ func TestTokenAndCall(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("no sign-in URL printed:\n%s", stderr.String())
 	}
+	return cmd, stdout, stderr, authURL
+}
+
+func TestTokenAndCall(t *testing.T) {
+	dev, info, _ := startCLI(t, "dev", "--listen", "127.0.0.1:0", "--auto-approve")
+	defer stopCLI(t, dev)
+	cache := t.TempDir()
+	common := []string{"--ca-file", info.CAFile, "--cache-dir", cache, "--no-browser", "--login-hint", "alice"}
+	browser := caClient(t, info.CAFile)
+
+	// First run: the CLI prints the URL and waits; the "browser" follows it to the loopback.
+	cmd, stdout, stderr, authURL := startSignIn(t, append([]string{"token", info.MCPURL, "--claims"}, common...)...)
 	resp, err := browser.Get(authURL)
 	if err != nil {
 		t.Fatalf("following the sign-in URL: %v", err)
@@ -479,18 +486,7 @@ func TestTokenAndCallThroughTheProxy(t *testing.T) {
 	cache := t.TempDir()
 	common := []string{"--ca-file", info.CAFile, "--cache-dir", cache, "--no-browser", "--login-hint", "bob"}
 	signIn := func(args ...string) string {
-		cmd := exec.Command(binary, append(args, common...)...)
-		stdout, stderr := &syncBuffer{}, &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var authURL string
-		for deadline := time.Now().Add(20 * time.Second); authURL == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if _, rest, ok := strings.Cut(stderr.String(), "Sign in at:\n  "); ok && strings.Contains(rest, "\n") {
-				authURL = rest[:strings.Index(rest, "\n")]
-			}
-		}
+		cmd, stdout, stderr, authURL := startSignIn(t, append(args, common...)...)
 		if !strings.HasPrefix(authURL, base+"/authorize?") || !strings.Contains(authURL, "resource=") {
 			cmd.Process.Kill()
 			t.Fatalf("sign-in URL must be the proxy's, with resource: %q\n%s", authURL, stderr.String())
