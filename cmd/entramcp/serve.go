@@ -19,7 +19,7 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "ENTRAMCP_LISTEN", Flag: "listen", Default: "127.0.0.1:8000", Help: "address to listen on (port 0 picks a free port)"},
 		&config.Setting{Env: "ENTRAMCP_BASE_URL", Flag: "base-url", Help: "public URL of this server, e.g. https://mcp.contoso.com (default http://LISTEN on loopback)"},
 		&config.Setting{Env: "ENTRAMCP_MODE", Flag: "mode", Default: "verify", Help: "verify: accept Entra tokens from pre-authorized clients; proxy: also be the OAuth server (DCR, PKCE, consent) for any MCP client, signing users in with Entra"},
-		&config.Setting{Env: "ENTRAMCP_REDIRECT_HOSTS", Flag: "redirect-hosts", Help: "proxy mode: https hosts clients may register redirect URIs on, comma-separated (loopback and app schemes are always allowed)"},
+		&config.Setting{Env: "ENTRAMCP_ALLOWED_REDIRECTS", Flag: "allowed-redirects", Help: "proxy mode: https hosts (claude.ai) or exact https URLs clients may register as redirect URIs, comma-separated, besides the built-in hosted clients; loopback and app schemes are always allowed"},
 		&config.Setting{Env: "ENTRAMCP_SIGNING_KEY", Flag: "signing-key", Secret: true, Help: "proxy mode: PEM EC P-256 key for the proxy's tokens (default: generated and kept in ENTRAMCP_STORE)"},
 		&config.Setting{Env: "ENTRA_TENANT_ID", Aliases: []string{"AZURE_TENANT_ID"}, Flag: "tenant-id", Help: "tenant GUID or domain, or organizations for a multi-tenant API"},
 		&config.Setting{Env: "ENTRA_CLIENT_ID", Aliases: []string{"AZURE_CLIENT_ID"}, Flag: "client-id", Help: "the API app's application (client) id"},
@@ -59,7 +59,7 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		ClientSecret: set.String("ENTRA_CLIENT_SECRET"), ClientCertificate: set.String("ENTRA_CLIENT_CERTIFICATE"),
 		ClientCertificatePassword: set.String("ENTRA_CLIENT_CERTIFICATE_PASSWORD"), ManagedIdentityClientID: set.String("ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
 		GraphBaseURL: set.String("GRAPH_BASE_URL"), Store: set.String("ENTRAMCP_STORE"), EncryptionKey: set.String("ENTRAMCP_ENCRYPTION_KEY"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
-		RedirectHosts: set.List("ENTRAMCP_REDIRECT_HOSTS"), SigningKey: set.String("ENTRAMCP_SIGNING_KEY"),
+		AllowedRedirects: set.List("ENTRAMCP_ALLOWED_REDIRECTS"), SigningKey: set.String("ENTRAMCP_SIGNING_KEY"),
 	}
 	if c.ManagedIdentityClientID == "system" {
 		c.ManagedIdentityClientID = ""

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,9 +27,18 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	if err != nil {
 		return err
 	}
-	for _, h := range cfg.RedirectHosts {
-		if h == "" || strings.ContainsAny(h, "/:@ ") {
-			return &ConfigError{"ENTRAMCP_REDIRECT_HOSTS", "entries are host names such as claude.ai (no scheme, port or path)"}
+	policy := oauthproxy.RedirectPolicy{Hosts: slices.Clone(oauthproxy.DefaultRedirectHosts)}
+	for _, a := range cfg.AllowedRedirects {
+		switch {
+		case strings.HasPrefix(a, "https://"):
+			if err := (oauthproxy.RedirectPolicy{URLs: []string{a}}).Check(a); err != nil {
+				return &ConfigError{"ENTRAMCP_ALLOWED_REDIRECTS", fmt.Sprintf("%q: %v", a, err)}
+			}
+			policy.URLs = append(policy.URLs, a)
+		case a != "" && !strings.ContainsAny(a, "/:@ \\?#"):
+			policy.Hosts = append(policy.Hosts, strings.ToLower(a))
+		default:
+			return &ConfigError{"ENTRAMCP_ALLOWED_REDIRECTS", fmt.Sprintf("%q: entries are https host names (claude.ai) or exact https URLs", a)}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -39,7 +50,7 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	authority, _ := url.Parse(s.verifier.Authority())
 	p := &oauthproxy.Proxy{
 		Store:          st,
-		Registry:       &oauthproxy.Registry{Store: st, Policy: oauthproxy.RedirectPolicy{Hosts: cfg.RedirectHosts}},
+		Registry:       &oauthproxy.Registry{Store: st, Policy: policy},
 		Verifier:       s.verifier,
 		Issuer:         base,
 		Resource:       s.mcpURL,

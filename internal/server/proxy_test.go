@@ -41,6 +41,18 @@ func TestProxyModeEndToEnd(t *testing.T) {
 		t.Fatalf("authorization server metadata: %v", asm)
 	}
 
+	// Hosted clients' callbacks are allowed out of the box; other https hosts are not.
+	for redirect, want := range map[string]int{"https://claude.ai/api/mcp/auth_callback": 201, "https://evil.example/cb": 400} {
+		resp, err := http.Post(base+"/register", "application/json", strings.NewReader(`{"client_name":"x","redirect_uris":["`+redirect+`"]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("register %s: %d, want %d", redirect, resp.StatusCode, want)
+		}
+	}
+
 	token := proxytest.AccessToken(t, env.Emulator.HTTPClient(), base, "alice")
 	if c := testenv.Claims(t, token); c["iss"] != base || c["aud"] != env.MCPURL {
 		t.Fatalf("proxy token claims: %v", c)
@@ -64,7 +76,7 @@ func TestProxyModeEndToEnd(t *testing.T) {
 	}
 }
 
-func TestProxyModeNeedsACredential(t *testing.T) {
+func TestProxyModeConfiguration(t *testing.T) {
 	em := testenv.Start(t, testenv.Options{}).Emulator
 	info := em.Info()
 	_, err := server.New(server.Config{Mode: "proxy", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
@@ -72,6 +84,14 @@ func TestProxyModeNeedsACredential(t *testing.T) {
 	var ce *server.ConfigError
 	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" || !strings.Contains(ce.Msg, "confidential client") {
 		t.Fatalf("proxy mode without a credential: %v", err)
+	}
+	for _, bad := range []string{"http://client.example/cb", "client.example/cb", "https://client.example/cb#frag", "user@client.example"} {
+		_, err = server.New(server.Config{Mode: "proxy", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
+			AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile, ClientSecret: info.Apps.Server.ClientSecret,
+			AllowedRedirects: []string{bad}}, nil, nil)
+		if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_ALLOWED_REDIRECTS" {
+			t.Errorf("ENTRAMCP_ALLOWED_REDIRECTS=%s: %v", bad, err)
+		}
 	}
 	_, err = server.New(server.Config{Mode: "gateway", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID}, nil, nil)
 	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" {

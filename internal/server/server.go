@@ -73,9 +73,10 @@ type Config struct {
 	EncryptionKey string
 	// MinKeyRefetch bounds refetches of the JWKS for unknown kids (default 1 minute).
 	MinKeyRefetch time.Duration
-	// RedirectHosts are the https hosts proxy-mode clients may register redirect URIs on
-	// (loopback and private-use schemes are always allowed).
-	RedirectHosts []string
+	// AllowedRedirects are https hosts or exact https URLs proxy-mode clients may register as
+	// redirect URIs, besides oauthproxy.DefaultRedirectHosts (loopback and private-use schemes
+	// are always allowed).
+	AllowedRedirects []string
 	// SigningKey is a PEM EC P-256 key for the proxy's tokens; empty: generated and kept in
 	// the store (rotatable).
 	SigningKey string
