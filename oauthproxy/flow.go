@@ -125,7 +125,7 @@ type rtRecord struct {
 
 // Mount registers the proxy's endpoints on mux.
 func (p *Proxy) Mount(mux *http.ServeMux) {
-	m := Metadata{Issuer: p.Issuer, Scopes: p.UpstreamScopes}
+	m := Metadata{Issuer: p.Issuer, Scopes: p.UpstreamScopes, ClientIDMetadataDocuments: p.Registry.Documents != nil}
 	mux.Handle("GET /.well-known/oauth-authorization-server", m.Handler())
 	mux.Handle("GET /.well-known/openid-configuration", m.Handler())
 	mux.Handle("GET /jwks", JWKSHandler(p.Tokens.Keys))
@@ -170,7 +170,11 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c, err := p.Registry.Lookup(r.Context(), q.Get("client_id"))
-	if errors.Is(err, ErrUnknownClient) {
+	var docErr *DocumentError
+	if errors.As(err, &docErr) {
+		page(w, http.StatusBadRequest, "this application cannot sign in: "+docErr.Error())
+		return
+	} else if errors.Is(err, ErrUnknownClient) {
 		page(w, http.StatusBadRequest, "unknown client; the application must register again")
 		return
 	} else if err != nil {
@@ -234,6 +238,10 @@ func (p *Proxy) renderConsent(w http.ResponseWriter, id, csrf string, rec authzR
 	name := rec.ClientName
 	if name == "" {
 		name = "An unnamed application"
+	}
+	if cu, err := url.Parse(rec.ClientID); err == nil && cu.Scheme == "https" {
+		// A document's name is self-asserted; the host that publishes it is what the user can trust.
+		name += " (published by " + cu.Host + ")"
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -32,6 +32,8 @@ type Registry struct {
 	TTL time.Duration
 	// PerMinute bounds registrations per remote address (default 10).
 	PerMinute int
+	// Documents, when set, accepts https client_ids (Client ID Metadata Documents).
+	Documents *Documents
 
 	mu      sync.Mutex
 	windows map[string]*rateWindow
@@ -58,6 +60,9 @@ var ErrUnknownClient = errors.New("unknown client")
 // Lookup returns a registered client. Store outages are returned as they are, never as
 // ErrUnknownClient.
 func (r *Registry) Lookup(ctx context.Context, clientID string) (*Client, error) {
+	if r.Documents != nil && strings.HasPrefix(clientID, "https://") {
+		return r.Documents.Lookup(ctx, clientID)
+	}
 	if !strings.HasPrefix(clientID, "mcp_") || len(clientID) > 64 {
 		return nil, ErrUnknownClient
 	}
@@ -77,6 +82,9 @@ func (r *Registry) Lookup(ctx context.Context, clientID string) (*Client, error)
 
 // Touch extends an in-use registration's life.
 func (r *Registry) Touch(ctx context.Context, c *Client) error {
+	if strings.HasPrefix(c.ClientID, "https://") {
+		return nil // a metadata document client lives at its URL, not here
+	}
 	data, _ := json.Marshal(c)
 	return r.Store.Put(ctx, clientKind, c.ClientID, data, r.ttl())
 }

@@ -49,7 +49,11 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	c, err := p.Registry.Lookup(r.Context(), f.Get("client_id"))
-	if errors.Is(err, ErrUnknownClient) {
+	var docErr *DocumentError
+	if errors.As(err, &docErr) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", docErr.Error())
+		return
+	} else if errors.Is(err, ErrUnknownClient) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client_id; register again")
 		return
 	} else if err != nil {

@@ -50,7 +50,7 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	authority, _ := url.Parse(s.verifier.Authority())
 	p := &oauthproxy.Proxy{
 		Store:          st,
-		Registry:       &oauthproxy.Registry{Store: st, Policy: policy},
+		Registry:       &oauthproxy.Registry{Store: st, Policy: policy, Documents: &oauthproxy.Documents{Store: st, Policy: policy}},
 		Verifier:       s.verifier,
 		Issuer:         base,
 		Resource:       s.mcpURL,

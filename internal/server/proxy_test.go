@@ -37,7 +37,7 @@ func TestProxyModeEndToEnd(t *testing.T) {
 		t.Fatalf("protected resource metadata must name the proxy: %v", prm["authorization_servers"])
 	}
 	asm := getJSON(t, base+"/.well-known/oauth-authorization-server")
-	if asm["issuer"] != base || asm["registration_endpoint"] != base+"/register" {
+	if asm["issuer"] != base || asm["registration_endpoint"] != base+"/register" || asm["client_id_metadata_document_supported"] != true {
 		t.Fatalf("authorization server metadata: %v", asm)
 	}
 

@@ -1,0 +1,157 @@
+package oauthproxy_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/oauthproxy"
+	"github.com/entramcp/entramcp/store"
+)
+
+// docServer publishes metadata documents over TLS on 127.0.0.1 and counts fetches.
+type docServer struct {
+	ts   *httptest.Server
+	docs map[string]string // path -> body (%s is the document's own URL)
+	hits atomic.Int64
+}
+
+func startDocServer(t *testing.T) *docServer {
+	d := &docServer{docs: map[string]string{}}
+	d.ts = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.hits.Add(1)
+		switch r.URL.Path {
+		case "/redirect.json":
+			http.Redirect(w, r, "/client.json", http.StatusFound)
+			return
+		case "/large.json":
+			io.WriteString(w, `{"client_id":"`+d.ts.URL+`/large.json","pad":"`+strings.Repeat("a", 70<<10)+`"}`)
+			return
+		}
+		body, ok := d.docs[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, strings.ReplaceAll(body, "%s", d.ts.URL+r.URL.Path))
+	}))
+	t.Cleanup(d.ts.Close)
+	return d
+}
+
+func (d *docServer) documents(allowPrivate bool) *oauthproxy.Documents {
+	pool := d.ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	return &oauthproxy.Documents{Store: store.NewMemory(), RootCAs: pool, AllowPrivateAddresses: allowPrivate}
+}
+
+func TestClientIDMetadataDocuments(t *testing.T) {
+	d := startDocServer(t)
+	d.docs["/client.json"] = `{"client_id":"%s","client_name":"Doc Client","redirect_uris":["http://127.0.0.1/cb","https://127.0.0.1/app/cb"]}`
+	d.docs["/other-id.json"] = `{"client_id":"https://elsewhere.example/client.json","redirect_uris":["http://127.0.0.1/cb"]}`
+	d.docs["/bad-redirect.json"] = `{"client_id":"%s","redirect_uris":["https://evil.example/cb"]}`
+	d.docs["/js-redirect.json"] = `{"client_id":"%s","redirect_uris":["javascript:alert(1)"]}`
+	d.docs["/jwt.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"private_key_jwt"}`
+	d.docs["/no-redirects.json"] = `{"client_id":"%s"}`
+	d.docs["/not-json.json"] = `<html>%s</html>`
+	docs := d.documents(true)
+	ctx := context.Background()
+
+	c, err := docs.Lookup(ctx, d.ts.URL+"/client.json")
+	if err != nil || c.ClientName != "Doc Client" || len(c.RedirectURIs) != 2 {
+		t.Fatalf("good document: %v %+v", err, c)
+	}
+	if _, err := docs.Lookup(ctx, d.ts.URL+"/client.json"); err != nil || d.hits.Load() != 1 {
+		t.Fatalf("second lookup must come from the cache: %v, %d fetches", err, d.hits.Load())
+	}
+	for path, want := range map[string]string{
+		"/other-id.json":     "not its own URL",
+		"/bad-redirect.json": "evil.example",
+		"/js-redirect.json":  "javascript",
+		"/jwt.json":          "private_key_jwt",
+		"/no-redirects.json": "redirect_uris",
+		"/not-json.json":     "not a JSON object",
+		"/redirect.json":     "HTTP 302",
+		"/large.json":        "larger than",
+		"/missing.json":      "HTTP 404",
+	} {
+		_, err := docs.Lookup(ctx, d.ts.URL+path)
+		var de *oauthproxy.DocumentError
+		if !errors.As(err, &de) || !errors.Is(err, oauthproxy.ErrUnknownClient) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want a DocumentError mentioning %q", path, err, want)
+		}
+	}
+	// A failure is remembered briefly: asking again does not fetch again.
+	before := d.hits.Load()
+	docs.Lookup(ctx, d.ts.URL+"/missing.json")
+	if d.hits.Load() != before {
+		t.Fatal("a failed document was fetched again at once")
+	}
+	// Not document URLs at all.
+	for _, id := range []string{"http://client.example/c.json", "https://client.example", "https://client.example/", "https://u@client.example/c.json",
+		"https://client.example/c.json#x", "https://client.example/a/../c.json", "https://client.example/%2e%2e/c.json"} {
+		if oauthproxy.IsDocumentClientID(id) {
+			t.Errorf("%s accepted as a document client_id", id)
+		}
+	}
+}
+
+// The SSRF guard: the address actually dialled must be public, whatever the name resolves to.
+func TestClientIDMetadataDocumentSSRFGuard(t *testing.T) {
+	d := startDocServer(t)
+	d.docs["/client.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"]}`
+	docs := d.documents(false)
+	port := d.ts.URL[strings.LastIndex(d.ts.URL, ":"):]
+	for _, id := range []string{d.ts.URL + "/client.json", "https://localhost" + port + "/client.json", "https://[::1]" + port + "/client.json",
+		"https://169.254.169.254/latest/meta-data.json", "https://10.0.0.1/client.json", "https://[::ffff:127.0.0.1]" + port + "/client.json"} {
+		_, err := docs.Lookup(context.Background(), id)
+		if err == nil || !strings.Contains(err.Error(), "private or internal address") {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	if d.hits.Load() != 0 {
+		t.Fatalf("the guard let %d requests through", d.hits.Load())
+	}
+	for addr, public := range map[string]bool{"8.8.8.8": true, "2606:4700::1111": true, "127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false,
+		"192.168.1.1": false, "169.254.169.254": false, "100.64.0.1": false, "0.0.0.0": false, "::1": false, "fe80::1": false, "fd00::1": false,
+		"::ffff:10.0.0.1": false, "64:ff9b::a00:1": false, "224.0.0.1": false, "255.255.255.255": false} {
+		if got := oauthproxy.PublicAddress(netip.MustParseAddr(addr)); got != public {
+			t.Errorf("PublicAddress(%s) = %v", addr, got)
+		}
+	}
+}
+
+// A client with a metadata document signs in through the proxy without registering.
+func TestProxyFlowWithAMetadataDocumentClient(t *testing.T) {
+	d := startDocServer(t)
+	d.docs["/client.json"] = `{"client_id":"%s","client_name":"Doc Client","redirect_uris":["` + proxytest.RedirectURI + `"]}`
+	e := startProxy(t)
+	e.proxy.Registry.Documents = d.documents(true)
+	clientID := d.ts.URL + "/client.json"
+	verifier := strings.Repeat("d", 60)
+	q := proxytest.SignIn(t, e.em.HTTPClient(), e.ts.URL, clientID, verifier, "alice")
+	status, tok := proxytest.Token(t, e.ts.URL, clientID, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	if status != 200 || tok["access_token"] == nil {
+		t.Fatalf("token for a document client: %d %v", status, tok)
+	}
+	if status, who := e.call(t, tok["access_token"].(string)); status != 200 || who["oid"] != e.em.Info().Users[0].OID {
+		t.Fatalf("MCP call: %d %v", status, who)
+	}
+	// A document that fails is explained on the page, never redirected to.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, _ := noFollow.Get(e.ts.URL + "/authorize?" + url.Values{"client_id": {d.ts.URL + "/missing.json"}, "redirect_uri": {proxytest.RedirectURI},
+		"response_type": {"code"}, "code_challenge": {proxytest.Challenge(verifier)}, "code_challenge_method": {"S256"}}.Encode())
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "HTTP 404") {
+		t.Fatalf("failing document: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+}
