@@ -86,17 +86,27 @@ var verifiedPlaceholder = []string{"Bearer verified-by-entramcp"}
 // identityKey is where the go-sdk's TokenInfo.Extra carries our identity.
 const identityKey = "entramcp.identity"
 
+// CheckResourceURL validates an MCP resource URL: absolute http(s) without query or fragment,
+// and http only on a loopback host (bearer tokens must not travel in clear text).
+func CheckResourceURL(resource string) (*url.URL, error) {
+	u, err := url.Parse(resource)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("ENTRAMCP_BASE_URL: the MCP resource URL %q must be an absolute http(s) URL without query or fragment", resource)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("ENTRAMCP_BASE_URL: %q uses http on a non-loopback host; tokens would travel in clear text (use https)", resource)
+	}
+	return u, nil
+}
+
 // New validates the options.
 func New(o Options) (*Auth, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("mcpauth: a Verifier is required")
 	}
-	u, err := url.Parse(o.ResourceURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("ENTRAMCP_BASE_URL: the MCP resource URL %q must be an absolute http(s) URL without query or fragment", o.ResourceURL)
-	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("ENTRAMCP_BASE_URL: %q uses http on a non-loopback host; tokens would travel in clear text (use https)", o.ResourceURL)
+	u, err := CheckResourceURL(o.ResourceURL)
+	if err != nil {
+		return nil, err
 	}
 	if len(o.AuthorizationServers) == 0 {
 		return nil, errors.New("mcpauth: at least one authorization server is required")

@@ -209,6 +209,8 @@ func TestServeConfigurationErrors(t *testing.T) {
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, []string{"--listen", "0.0.0.0:0"}, "ENTRAMCP_BASE_URL (--base-url)"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, []string{"--base-url", "http://mcp.contoso.com"}, "clear text"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_MODE=proxy"}, nil, "ENTRAMCP_MODE"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, nil, "ENTRAMCP_MODE=verify"}, // proxy is the default and needs a credential
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_MODE=gateway"}, nil, "must be verify or proxy"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CA_FILE=/nonexistent.pem"}, nil, "ENTRAMCP_CA_FILE"},
 	}
 	for _, c := range cases {

@@ -18,7 +18,7 @@ func serverSettings(getenv func(string) string) *config.Set {
 	return config.New(getenv,
 		&config.Setting{Env: "ENTRAMCP_LISTEN", Flag: "listen", Default: "127.0.0.1:8000", Help: "address to listen on (port 0 picks a free port)"},
 		&config.Setting{Env: "ENTRAMCP_BASE_URL", Flag: "base-url", Help: "public URL of this server, e.g. https://mcp.contoso.com (default http://LISTEN on loopback)"},
-		&config.Setting{Env: "ENTRAMCP_MODE", Flag: "mode", Default: "verify", Help: "verify: accept Entra tokens from pre-authorized clients; proxy: also be the OAuth server (DCR, PKCE, consent) for any MCP client, signing users in with Entra"},
+		&config.Setting{Env: "ENTRAMCP_MODE", Flag: "mode", Default: "proxy", Help: "proxy: be the OAuth server (DCR, CIMD, PKCE, consent) for any MCP client, signing users in with Entra, and accept Entra tokens too; verify: accept only Entra tokens from pre-authorized clients (needs no credential)"},
 		&config.Setting{Env: "ENTRAMCP_ALLOWED_REDIRECTS", Flag: "allowed-redirects", Help: "proxy mode: https hosts (claude.ai) or exact https URLs clients may register as redirect URIs, comma-separated, besides the built-in hosted clients; loopback and app schemes are always allowed"},
 		&config.Setting{Env: "ENTRAMCP_SIGNING_KEY", Flag: "signing-key", Secret: true, Help: "proxy mode: PEM EC P-256 key for the proxy's tokens (default: generated and kept in ENTRAMCP_STORE)"},
 		&config.Setting{Env: "ENTRA_TENANT_ID", Aliases: []string{"AZURE_TENANT_ID"}, Flag: "tenant-id", Help: "tenant GUID or domain, or organizations for a multi-tenant API"},

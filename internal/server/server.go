@@ -137,6 +137,9 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, reg: metrics.NewRegistry()}
 	s.mcpURL = base.String() + "/mcp"
+	if _, err := mcpauth.CheckResourceURL(s.mcpURL); err != nil {
+		return nil, &ConfigError{"ENTRAMCP_BASE_URL", strings.TrimPrefix(err.Error(), "ENTRAMCP_BASE_URL: ")}
+	}
 	s.requests = s.reg.NewCounterVec("entramcp_http_requests_total", "MCP endpoint requests by HTTP status.", "code")
 	s.authFailures = s.reg.NewCounterVec("entramcp_auth_failures_total", "Refused MCP requests by reason.", "reason")
 	s.jwks = s.reg.NewCounterVec("entramcp_jwks_refreshes_total", "Signing-key fetches by result.", "result")
