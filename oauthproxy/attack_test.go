@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/oauthproxy"
 )
 
 // Attacks on the token, revocation and callback endpoints. Each must fail with a clear OAuth
@@ -16,6 +19,15 @@ import (
 // stolen code.
 func TestProxyTokenEndpointAttacks(t *testing.T) {
 	e := startProxy(t)
+	var mu sync.Mutex
+	var revoked []string
+	e.proxy.OnEvent = func(ev oauthproxy.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Name == "grant.revoked" && ev.ObjectID != "" && ev.ClientID == e.client {
+			revoked = append(revoked, ev.Reason)
+		}
+	}
 	verifier := strings.Repeat("v", 60)
 	codeGrant := func(code string) url.Values {
 		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}}
@@ -76,6 +88,12 @@ func TestProxyTokenEndpointAttacks(t *testing.T) {
 	}
 	if status, _ := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 {
 		t.Fatalf("refresh after revocation: %d", status)
+	}
+	// Both revocations reached the audit hook, with the user and the reason.
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(revoked, "code_used_by_another_client") || !slices.Contains(revoked, "revoked_by_client") {
+		t.Fatalf("revocation events: %v", revoked)
 	}
 }
 

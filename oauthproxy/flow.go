@@ -41,6 +41,23 @@ type Proxy struct {
 	// with the same response instead of revoking the family (default 10s).
 	RefreshGrace time.Duration
 	Logger       *slog.Logger
+	// OnEvent receives security-relevant events for the audit log (nil: none).
+	OnEvent func(Event)
+}
+
+// Event is a security-relevant proxy event: a sign-in, a token issued, a grant revoked and
+// why. It never carries a token, code or secret.
+type Event struct {
+	Name               string // signin.completed, signin.failed, consent.denied, token.issued, grant.revoked
+	ClientID           string
+	TenantID, ObjectID string // the user, when known
+	Reason             string // grant type, or why it was refused or revoked
+}
+
+func (p *Proxy) event(e Event) {
+	if p.OnEvent != nil {
+		p.OnEvent(e)
+	}
 }
 
 // Record kinds in the store. Secrets are keyed by their SHA-256, never by themselves.
@@ -277,6 +294,7 @@ func (p *Proxy) consent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
+		p.event(Event{Name: "consent.denied", ClientID: rec.ClientID})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "the user declined")
 		return
 	}
@@ -316,6 +334,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
+		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "entra_" + e})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "sign-in at Microsoft failed: "+e)
 		return
 	}
@@ -323,11 +342,13 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 		"redirect_uri": {p.Issuer + "/auth/callback"}, "code_verifier": {up.Verifier}})
 	if err != nil {
 		p.log().Warn("upstream code exchange failed", "err", err)
+		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "code_exchange_failed"})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "server_error", "the sign-in at Microsoft could not be completed")
 		return
 	}
 	id, err := p.Verifier.Verify(r.Context(), tok.Access)
 	if err != nil {
+		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "entra_token_refused"})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "Microsoft's token was not accepted: "+err.Error())
 		return
 	}
@@ -340,6 +361,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "temporarily_unavailable", "the sign-in could not be stored; try again")
 		return
 	}
+	p.event(Event{Name: "signin.completed", ClientID: rec.ClientID, TenantID: id.TenantID, ObjectID: id.ObjectID})
 	v := url.Values{"code": {code}, "iss": {p.Issuer}}
 	if rec.State != "" {
 		v.Set("state", rec.State)

@@ -91,7 +91,7 @@ func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifi
 		// A replayed code revokes everything it issued (RFC 6749 10.5).
 		var used codeRecord
 		if getJSON(ctx, p.Store, kindUsedCode, hashKey(code), &used) == nil {
-			p.revokeGrant(ctx, used.GrantID)
+			p.revokeGrant(ctx, used.GrantID, "code_replayed")
 		}
 		return nil, invalidGrant("the authorization code is invalid, expired or already used")
 	}
@@ -99,7 +99,7 @@ func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifi
 	sum := sha256.Sum256([]byte(verifier))
 	switch {
 	case rec.ClientID != c.ClientID:
-		p.revokeGrant(ctx, rec.GrantID)
+		p.revokeGrant(ctx, rec.GrantID, "code_used_by_another_client")
 		return nil, invalidGrant("the code was issued to another client")
 	case rec.RedirectURI != redirect:
 		return nil, invalidGrant("redirect_uri differs from the authorization request")
@@ -108,11 +108,11 @@ func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifi
 	case resource != "" && resource != p.Resource:
 		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "resource must be " + p.Resource}
 	}
-	return p.issue(ctx, c.ClientID, rec.GrantID)
+	return p.issue(ctx, c.ClientID, rec.GrantID, "authorization_code")
 }
 
 // issue makes an access token and a refresh token for the grant.
-func (p *Proxy) issue(ctx context.Context, clientID, grantID string) ([]byte, *tokenError) {
+func (p *Proxy) issue(ctx context.Context, clientID, grantID, grantType string) ([]byte, *tokenError) {
 	var g grantRecord
 	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
 		return nil, storeErr(err, "the sign-in was revoked")
@@ -130,6 +130,7 @@ func (p *Proxy) issue(ctx context.Context, clientID, grantID string) ([]byte, *t
 		putJSON(ctx, p.Store, kindRT, hashKey(rt), rtRecord{ClientID: clientID, GrantID: grantID}, 90*24*time.Hour) != nil {
 		return nil, unavailable()
 	}
+	p.event(Event{Name: "token.issued", ClientID: clientID, TenantID: g.TenantID, ObjectID: g.ObjectID, Reason: grantType})
 	b, _ := json.Marshal(map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(time.Until(exp).Seconds()),
 		"refresh_token": rt, "scope": strings.Join(p.UpstreamScopes, " ")})
 	return b, nil
@@ -164,7 +165,7 @@ func (p *Proxy) refreshGrant(ctx context.Context, c *Client, rt string) ([]byte,
 	if terr := p.refreshUpstream(ctx, rec.GrantID); terr != nil {
 		return nil, terr
 	}
-	resp, terr := p.issue(ctx, c.ClientID, rec.GrantID)
+	resp, terr := p.issue(ctx, c.ClientID, rec.GrantID, "refresh_token")
 	if terr != nil {
 		return nil, terr
 	}
@@ -195,7 +196,7 @@ func (p *Proxy) reused(ctx context.Context, rec rtRecord) ([]byte, *tokenError) 
 	if time.Since(rec.UsedAt) <= p.grace() && rec.Response != nil {
 		return rec.Response, nil
 	}
-	p.revokeGrant(ctx, rec.GrantID)
+	p.revokeGrant(ctx, rec.GrantID, "refresh_token_reused")
 	return nil, invalidGrant("the refresh token was already used; the sign-in has been revoked, sign in again")
 }
 
@@ -225,7 +226,7 @@ func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError
 		if errors.Is(err, entra.ErrEntraUnavailable) {
 			return unavailable()
 		}
-		p.revokeGrant(ctx, grantID)
+		p.revokeGrant(ctx, grantID, "entra_refresh_failed")
 		return invalidGrant("the Microsoft sign-in can no longer be renewed; sign in again")
 	}
 	return storeErr(p.Store.Update(ctx, kindGrant, grantID, func(old []byte) ([]byte, time.Duration, error) {
@@ -241,14 +242,17 @@ func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError
 }
 
 // revokeGrant ends a family: its tokens stop working at once (access tokens resolve through it).
-func (p *Proxy) revokeGrant(ctx context.Context, grantID string) {
-	p.Store.Update(ctx, kindGrant, grantID, func(old []byte) ([]byte, time.Duration, error) {
-		var g grantRecord
+func (p *Proxy) revokeGrant(ctx context.Context, grantID, reason string) {
+	var g grantRecord
+	err := p.Store.Update(ctx, kindGrant, grantID, func(old []byte) ([]byte, time.Duration, error) {
 		json.Unmarshal(old, &g)
 		g.Revoked, g.EntraAccess, g.EntraRefresh = true, "", ""
 		b, err := json.Marshal(g)
 		return b, 24 * time.Hour, err
 	})
+	if err == nil {
+		p.event(Event{Name: "grant.revoked", ClientID: g.ClientID, TenantID: g.TenantID, ObjectID: g.ObjectID, Reason: reason})
+	}
 }
 
 // revoke is RFC 7009: a refresh token revokes its family; an unknown token is not an error.
@@ -260,7 +264,7 @@ func (p *Proxy) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	var rec rtRecord
 	if err := getJSON(r.Context(), p.Store, kindRT, hashKey(r.PostForm.Get("token")), &rec); err == nil && rec.ClientID == r.PostForm.Get("client_id") {
-		p.revokeGrant(r.Context(), rec.GrantID)
+		p.revokeGrant(r.Context(), rec.GrantID, "revoked_by_client")
 	}
 	w.WriteHeader(http.StatusOK)
 }

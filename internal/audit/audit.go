@@ -15,7 +15,7 @@ import (
 // Event is one audit record.
 type Event struct {
 	Time     time.Time `json:"time"`
-	Event    string    `json:"event"` // "mcp.request" or "auth.denied"
+	Event    string    `json:"event"` // "mcp.request", "auth.denied" or "proxy.*" (oauthproxy.Event names)
 	TenantID string    `json:"tid,omitempty"`
 	ObjectID string    `json:"oid,omitempty"`
 	AppID    string    `json:"app,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/entramcp/entramcp/internal/audit"
 	"github.com/entramcp/entramcp/oauthproxy"
 )
 
@@ -61,6 +62,16 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 		HTTPClient:     httpClient,
 		UpstreamScopes: scopes,
 		Logger:         s.log,
+	}
+	p.OnEvent = func(e oauthproxy.Event) {
+		outcome := "ok"
+		switch e.Name {
+		case "grant.revoked":
+			outcome = "revoked"
+		case "signin.failed", "consent.denied":
+			outcome = "denied"
+		}
+		s.audit.Record(audit.Event{Event: "proxy." + e.Name, TenantID: e.TenantID, ObjectID: e.ObjectID, AppID: e.ClientID, Outcome: outcome, Reason: e.Reason})
 	}
 	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: base, Resource: s.mcpURL, Leeway: cfg.Leeway, Upstream: p.UpstreamToken}
 	s.proxy = p

@@ -65,8 +65,15 @@ func TestProxyModeEndToEnd(t *testing.T) {
 	if res, _, out := call(t, alice, "check_group_membership", map[string]any{"group_id": env.Emulator.Info().AdminGroupID}); res.IsError || out["member"] != true {
 		t.Fatalf("group check through the proxy: %v", out)
 	}
-	if log := env.AuditLog(); strings.Contains(log, token[len(token)-20:]) {
+	log := env.AuditLog()
+	if strings.Contains(log, token[len(token)-20:]) {
 		t.Fatal("the audit log holds the proxy token")
+	}
+	aliceOID := `"oid":"` + env.Emulator.Info().Users[0].OID + `"`
+	for _, want := range []string{`"event":"proxy.signin.completed"`, `"event":"proxy.token.issued"`, `"reason":"authorization_code"`, aliceOID} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %s:\n%s", want, log)
+		}
 	}
 
 	// VS Code and other pre-authorized clients keep using Entra tokens directly.
