@@ -114,6 +114,37 @@ type authzRecord struct {
 	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
 	Browser, CSRF                                              string
 	LoginHint                                                  string // forwarded to Entra
+	// Remember: the user ticked "don't ask again" (stored at the callback, bound to the user).
+	// Remembered: consent was skipped for RememberedUser (tid:oid); the callback checks it.
+	Remember       bool
+	RememberKey    string
+	Remembered     bool
+	RememberedUser string
+}
+
+// rememberRecord is a per-browser, per-client consent, bound to the user who gave it.
+type rememberRecord struct{ User string }
+
+const (
+	kindRemember = "remember"
+	rememberFor  = 30 * 24 * time.Hour
+)
+
+func (p *Proxy) deviceCookieName() string {
+	if p.secure() {
+		return "__Host-entramcp-device"
+	}
+	return "entramcp-device"
+}
+
+// rememberKey names a remembered consent: this browser (a long-lived random cookie), this
+// client and this exact redirect URI. Empty when the browser has no device cookie.
+func (p *Proxy) rememberKey(r *http.Request, clientID, redirect string) string {
+	c, err := r.Cookie(p.deviceCookieName())
+	if err != nil || len(c.Value) < 20 {
+		return ""
+	}
+	return hashKey(c.Value + "\x00" + clientID + "\x00" + redirect)
 }
 
 type upstateRecord struct {
@@ -223,7 +254,14 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 			p.redirectErr(w, r, redirect, state, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
 			return
 		}
-		// prompt=none and other hints are never forwarded in a way that skips consent here.
+		if key := p.rememberKey(r, c.ClientID, redirect); key != "" && q.Get("prompt") != "consent" {
+			var rem rememberRecord
+			if getJSON(r.Context(), p.Store, kindRemember, key, &rem) == nil {
+				rec.Remembered, rec.RememberedUser, rec.RememberKey = true, rem.User, key
+				p.toEntra(w, r, id, rec)
+				return
+			}
+		}
 		p.renderConsent(w, id, csrf, rec)
 	}
 }
@@ -247,6 +285,7 @@ var consentPage = template.Must(template.New("consent").Parse(`<!doctype html><h
 It will be sent back to <strong>{{.Host}}</strong>.</p>
 <p>Permissions: {{range .Scopes}}<code>{{.}}</code> {{end}}</p>
 <form method="post" action="/consent"><input type="hidden" name="authz" value="{{.ID}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
+<p><label><input type="checkbox" id="remember" name="remember" value="1"> Don't ask again for this application in this browser (30 days)</label></p>
 <button id="approve" name="decision" value="approve">Continue to Microsoft sign-in</button>
 <button id="deny" name="decision" value="deny">Cancel</button></form></body></html>`))
 
@@ -298,6 +337,22 @@ func (p *Proxy) consent(w http.ResponseWriter, r *http.Request) {
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "the user declined")
 		return
 	}
+	if r.PostForm.Get("remember") == "1" {
+		device := ""
+		if c, err := r.Cookie(p.deviceCookieName()); err == nil && len(c.Value) >= 20 {
+			device = c.Value
+		} else {
+			device = randomID() + randomID()
+			http.SetCookie(w, &http.Cookie{Name: p.deviceCookieName(), Value: device, Path: "/", HttpOnly: true, Secure: p.secure(),
+				SameSite: http.SameSiteLaxMode, MaxAge: int(rememberFor.Seconds())})
+		}
+		rec.Remember, rec.RememberKey = true, hashKey(device+"\x00"+rec.ClientID+"\x00"+rec.RedirectURI)
+	}
+	p.toEntra(w, r, id, rec)
+}
+
+// toEntra sends the browser to Entra's sign-in with our own PKCE pair and a state bound to it.
+func (p *Proxy) toEntra(w http.ResponseWriter, r *http.Request, id string, rec authzRecord) {
 	upState, verifier := randomID(), randomID()+randomID()
 	if err := putJSON(r.Context(), p.Store, kindUpstate, hashKey(upState), upstateRecord{AuthzID: id, Verifier: verifier, Browser: rec.Browser}, 10*time.Minute); err != nil {
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
@@ -351,6 +406,17 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "entra_token_refused"})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "Microsoft's token was not accepted: "+err.Error())
 		return
+	}
+	user := id.TenantID + ":" + id.ObjectID
+	if rec.Remembered && rec.RememberedUser != user {
+		// Consent was remembered for someone else in this browser: ask this user themselves.
+		p.Store.Delete(r.Context(), kindRemember, rec.RememberKey)
+		p.event(Event{Name: "consent.denied", ClientID: rec.ClientID, TenantID: id.TenantID, ObjectID: id.ObjectID, Reason: "remembered_for_another_user"})
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "another account signed in than the one that approved this application; start again and approve it")
+		return
+	}
+	if rec.Remember {
+		putJSON(r.Context(), p.Store, kindRemember, rec.RememberKey, rememberRecord{User: user}, rememberFor)
 	}
 	grantID := randomID()
 	g := grantRecord{ClientID: rec.ClientID, TenantID: id.TenantID, ObjectID: id.ObjectID, Name: id.Name, UPN: id.PreferredUsername, Scopes: id.Scopes,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -252,3 +253,101 @@ func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 		}
 	}
 }
+
+// "Don't ask again": the same browser, client and redirect skip the consent page next time, but
+// only for the user who approved; another account signing in is refused and the memory dropped.
+func TestProxyRemembersConsentPerBrowserAndUser(t *testing.T) {
+	e := startProxy(t)
+	jar, _ := cookiejar.New(nil)
+	browser := e.em.HTTPClient()
+	browser.Jar = jar
+	browser.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), proxytest.RedirectURI) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	authorizeURL := e.ts.URL + "/authorize?" + url.Values{"client_id": {e.client}, "redirect_uri": {proxytest.RedirectURI}, "response_type": {"code"},
+		"state": {"st"}, "code_challenge": {proxytest.Challenge(strings.Repeat("v", 60))}, "code_challenge_method": {"S256"}}.Encode()
+	get := func() (*http.Response, []byte) {
+		resp, err := browser.Get(authorizeURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body
+	}
+	signInAs := func(resp *http.Response, page []byte, user string) url.Values {
+		form := url.Values{}
+		for _, m := range regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+			form.Set(m[1], strings.ReplaceAll(m[2], "&amp;", "&"))
+		}
+		form.Set("emu_user", user)
+		resp, err := browser.PostForm(resp.Request.URL.Scheme+"://"+resp.Request.URL.Host+resp.Request.URL.Path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc.Query()
+	}
+
+	// First time: the consent page, "don't ask again" ticked, alice signs in.
+	_, page := get()
+	if !strings.Contains(string(page), `name="remember"`) {
+		t.Fatalf("consent page without the remember option: %s", page)
+	}
+	resp, signin := proxytest.ApproveWith(t, browser, e.ts.URL, page, url.Values{"remember": {"1"}})
+	if q := signInAs(resp, signin, "alice"); q.Get("code") == "" {
+		t.Fatalf("first sign-in: %v", q)
+	}
+	// Second time: no consent page; Entra's session signs alice in; a code comes back.
+	resp, _ = get()
+	if loc, _ := url.Parse(resp.Header.Get("Location")); resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" {
+		t.Fatalf("remembered consent: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Forcing the page still works.
+	if resp, page := func() (*http.Response, []byte) {
+		r, _ := browser.Get(authorizeURL + "&prompt=consent")
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return r, b
+	}(); resp.StatusCode != 200 || !strings.Contains(string(page), `id="approve"`) {
+		t.Fatalf("prompt=consent must show the page: %d", resp.StatusCode)
+	}
+
+	// Bob on the same browser (Entra session gone): the remembered consent is alice's, so bob is refused...
+	emJar, _ := cookiejar.New(nil)
+	deviceOnly := &proxyCookiesOnly{inner: jar, proxyHost: strings.TrimPrefix(e.ts.URL, "http://"), other: emJar}
+	browser.Jar = deviceOnly
+	resp, signin = get()
+	if resp.StatusCode != 200 || !strings.Contains(string(signin), `id="user-bob"`) {
+		t.Fatalf("expected Entra's sign-in page straight away: %d", resp.StatusCode)
+	}
+	if q := signInAs(resp, signin, "bob"); q.Get("error") != "access_denied" || q.Get("code") != "" {
+		t.Fatalf("bob under alice's remembered consent: %v", q)
+	}
+	// ...and the memory is gone: the next visit shows the consent page.
+	if resp, page := get(); resp.StatusCode != 200 || !strings.Contains(string(page), `id="approve"`) {
+		t.Fatalf("after a mismatch the consent page must come back: %d", resp.StatusCode)
+	}
+}
+
+// proxyCookiesOnly keeps the proxy's cookies from inner and gives every other host a fresh jar:
+// the same browser after its Entra session ended.
+type proxyCookiesOnly struct {
+	inner     http.CookieJar
+	proxyHost string
+	other     http.CookieJar
+}
+
+func (j *proxyCookiesOnly) jar(u *url.URL) http.CookieJar {
+	if u.Host == j.proxyHost {
+		return j.inner
+	}
+	return j.other
+}
+
+func (j *proxyCookiesOnly) SetCookies(u *url.URL, c []*http.Cookie) { j.jar(u).SetCookies(u, c) }
+func (j *proxyCookiesOnly) Cookies(u *url.URL) []*http.Cookie       { return j.jar(u).Cookies(u) }

@@ -96,7 +96,16 @@ func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user s
 // and its body.
 func Approve(t testing.TB, browser *http.Client, base string, page []byte) (*http.Response, []byte) {
 	t.Helper()
+	return ApproveWith(t, browser, base, page, nil)
+}
+
+// ApproveWith is Approve with extra form fields (remember=1 ticks "don't ask again").
+func ApproveWith(t testing.TB, browser *http.Client, base string, page []byte, extra url.Values) (*http.Response, []byte) {
+	t.Helper()
 	form := url.Values{"decision": {"approve"}}
+	for k, v := range extra {
+		form[k] = v
+	}
 	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
 		form.Set(m[1], m[2])
 	}
