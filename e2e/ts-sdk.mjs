@@ -7,26 +7,9 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { MemoryProvider, redirectUrl } from "./lib.mjs";
 
 const [mcpURL, user = "alice"] = process.argv.slice(2);
-const redirectUrl = "http://127.0.0.1:9/cb"; // never contacted: the "browser" stops there
-
-class MemoryProvider {
-  constructor() { this.saved = {}; }
-  get redirectUrl() { return redirectUrl; }
-  get clientMetadata() {
-    return { client_name: "TypeScript SDK e2e", redirect_uris: [redirectUrl], grant_types: ["authorization_code", "refresh_token"],
-      response_types: ["code"], token_endpoint_auth_method: "none" };
-  }
-  clientInformation() { return this.saved.client; }
-  saveClientInformation(c) { this.saved.client = c; }
-  tokens() { return this.saved.tokens; }
-  saveTokens(t) { this.saved.tokens = t; }
-  redirectToAuthorization(u) { this.authURL = new URL(u); }
-  saveCodeVerifier(v) { this.saved.verifier = v; }
-  codeVerifier() { return this.saved.verifier; }
-}
-
 // A browser, reduced to what the flow needs: cookies per host and manual redirects.
 const jar = new Map();
 async function visit(url, init = {}) {

@@ -30,26 +30,66 @@ func nodeClient(t *testing.T) (node, dir string) {
 	return node, dir
 }
 
-// The official TypeScript MCP SDK client from npm against `entramcp dev --mode proxy`:
-// discovery, DCR, PKCE S256 with resource, consent, Entra sign-in, code exchange, tool call,
-// and a refresh after its access token is spoiled.
-func TestTypeScriptSDKClientThroughTheProxy(t *testing.T) {
+// runNodeClient runs an e2e/ script against mcpURL as user and decodes the JSON line it prints.
+func runNodeClient(t *testing.T, script, mcpURL, caFile, user string, out any) {
+	t.Helper()
 	node, dir := nodeClient(t)
-	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
-	defer stopCLI(t, dev)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "ts-sdk.mjs", info.MCPURL, "bob")
+	cmd := exec.CommandContext(ctx, node, script, mcpURL, user)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+info.CAFile)
-	out, err := cmd.Output()
+	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+caFile)
+	stdout, err := cmd.Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = string(ee.Stderr)
 		}
-		t.Fatalf("TypeScript SDK client: %v\n%s\n%s", err, out, stderr)
+		t.Fatalf("%s: %v\n%s\n%s", script, err, stdout, stderr)
 	}
+	if err := json.Unmarshal(stdout, out); err != nil {
+		t.Fatalf("%s output: %v\n%s", script, err, stdout)
+	}
+}
+
+// Chromium (Debian's, driven by playwright-core) as the user's browser for the TypeScript SDK
+// client: the real consent page is clicked, the account picked, the code caught; and a page
+// that frames the consent page gets nothing to click.
+func TestChromiumSignsInThroughTheProxy(t *testing.T) {
+	nodeClient(t)
+	if _, err := exec.LookPath("chromium"); err != nil {
+		if os.Getenv("ENTRAMCP_REQUIRE_ALL") == "1" {
+			t.Fatal("chromium is not installed (ENTRAMCP_REQUIRE_ALL=1): apt-get install chromium")
+		}
+		t.Skip("chromium is not installed; apt-get install chromium")
+	}
+	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, dev)
+	var got struct {
+		ConsentStatus      int    `json:"consent_status"`
+		CSP                string `json:"csp"`
+		ConsentNamesClient bool   `json:"consent_names_client"`
+		Iss                string `json:"iss"`
+		Framed             bool   `json:"framed"`
+		OID                string `json:"oid"`
+	}
+	runNodeClient(t, "chromium.mjs", info.MCPURL, info.CAFile, "alice", &got)
+	switch {
+	case got.ConsentStatus != 200 || !got.ConsentNamesClient || !strings.Contains(got.CSP, "frame-ancestors 'none'"):
+		t.Errorf("consent page in Chromium: %+v", got)
+	case got.Framed:
+		t.Error("the consent page rendered inside another site's frame (clickjacking)")
+	case got.Iss != strings.TrimSuffix(info.MCPURL, "/mcp") || got.OID != info.Users[0].OID:
+		t.Errorf("after the browser sign-in: iss %q, oid %q", got.Iss, got.OID)
+	}
+}
+
+// The official TypeScript MCP SDK client from npm against `entramcp dev --mode proxy`:
+// discovery, DCR, PKCE S256 with resource, consent, Entra sign-in, code exchange, tool call,
+// and a refresh after its access token is spoiled.
+func TestTypeScriptSDKClientThroughTheProxy(t *testing.T) {
+	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, dev)
 	var got struct {
 		ClientID        string   `json:"client_id"`
 		PKCEMethod      string   `json:"pkce_method"`
@@ -59,9 +99,7 @@ func TestTypeScriptSDKClientThroughTheProxy(t *testing.T) {
 		Refreshed       bool     `json:"refreshed"`
 		OIDAfterRefresh string   `json:"oid_after_refresh"`
 	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("client output: %v\n%s", err, out)
-	}
+	runNodeClient(t, "ts-sdk.mjs", info.MCPURL, info.CAFile, "bob", &got)
 	switch {
 	case !strings.HasPrefix(got.ClientID, "mcp_"):
 		t.Errorf("the client did not register by DCR: %q", got.ClientID)
