@@ -140,4 +140,19 @@ func TestProxyCallbackAttacks(t *testing.T) {
 	if resp.StatusCode != 400 {
 		t.Fatalf("spent state: %d", resp.StatusCode)
 	}
+
+	// An error on the way back from Entra reaches the client only as a recognisable code: the
+	// redirect's query cannot put arbitrary text into the client's error or the audit log.
+	resp, _ = victim.Get(e.ts.URL + "/authorize?" + q.Encode())
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp, _ = proxytest.Approve(t, victim, e.ts.URL, page)
+	loc, _ = url.Parse(resp.Header.Get("Location"))
+	junk := "<script>alert(1)</script>" + strings.Repeat("A", 500)
+	resp, _ = victim.Get(e.ts.URL + "/auth/callback?error=" + url.QueryEscape(junk) + "&state=" + url.QueryEscape(loc.Query().Get("state")))
+	resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if back == nil || back.Query().Get("error") != "access_denied" || strings.Contains(back.Query().Get("error_description"), "alert") || !strings.Contains(back.Query().Get("error_description"), "unknown") {
+		t.Fatalf("Entra error passed on: %v", back)
+	}
 }

@@ -266,6 +266,21 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// oauthErrorCode keeps an error code from Entra's redirect only if it looks like one (RFC 6749
+// error codes are short lowercase words); anything else becomes "unknown", so the redirect
+// query cannot put arbitrary text into the audit log or the client's error description.
+func oauthErrorCode(e string) string {
+	if len(e) == 0 || len(e) > 64 {
+		return "unknown"
+	}
+	for _, r := range e {
+		if (r < 'a' || r > 'z') && r != '_' {
+			return "unknown"
+		}
+	}
+	return e
+}
+
 // validHint accepts an empty login_hint or a short printable one (a UPN or email).
 func validHint(h string) bool {
 	if len(h) > 256 {
@@ -389,6 +404,7 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
+		e = oauthErrorCode(e)
 		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "entra_" + e})
 		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "sign-in at Microsoft failed: "+e)
 		return
