@@ -351,3 +351,55 @@ func (j *proxyCookiesOnly) jar(u *url.URL) http.CookieJar {
 
 func (j *proxyCookiesOnly) SetCookies(u *url.URL, c []*http.Cookie) { j.jar(u).SetCookies(u, c) }
 func (j *proxyCookiesOnly) Cookies(u *url.URL) []*http.Cookie       { return j.jar(u).Cookies(u) }
+
+// Redis goes away: the token and registration endpoints answer 503 temporarily_unavailable
+// (never invalid_grant, so clients keep their refresh tokens), MCP calls with proxy tokens get
+// 503, nothing is consumed; when Redis returns, the same refresh token works.
+func TestProxyDuringARedisOutage(t *testing.T) {
+	redis := redistest.StartDurable(t)
+	e := startReplicas(t, 2, func() store.Store {
+		st, err := store.Open(context.Background(), redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+	verifier := strings.Repeat("v", 60)
+	q := e.signIn(t, verifier, "alice")
+	_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	rt, at := tok["refresh_token"].(string), tok["access_token"].(string)
+
+	redis.Stop()
+	for i := range 2 { // both replicas
+		if status, b := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 503 || b["error"] != "temporarily_unavailable" {
+			t.Fatalf("refresh during the outage (replica %d): %d %v", i, status, b)
+		}
+		if status, _ := e.call(t, at); status != 503 {
+			t.Fatalf("MCP call during the outage (replica %d): %d", i, status)
+		}
+	}
+	resp, err := http.Post(e.ts.URL+"/register", "application/json", strings.NewReader(`{"client_name":"x","redirect_uris":["http://127.0.0.1:9/cb"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("registration during the outage: %d", resp.StatusCode)
+	}
+
+	redis.Restart(t)
+	var status int
+	var b map[string]any
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if status, b = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 503 {
+			break
+		}
+	}
+	if status != 200 || b["refresh_token"] == nil {
+		t.Fatalf("the refresh token after Redis came back: %d %v", status, b)
+	}
+	if status, who := e.call(t, b["access_token"].(string)); status != 200 || who["oid"] != e.em.Info().Users[0].OID {
+		t.Fatalf("MCP call after the outage: %d %v", status, who)
+	}
+}

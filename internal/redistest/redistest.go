@@ -20,10 +20,24 @@ type Server struct {
 	URL  string
 	cmd  *exec.Cmd
 	addr string
+	dir  string
+	args []string // persistence flags, reused by Restart
 }
 
-// Start returns a redis URL for the test.
+// Start returns a redis URL for the test. The server keeps nothing across Restart.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "--save", "", "--appendonly", "no")
+}
+
+// StartDurable is Start with an fsync-always append-only file, so data survives Stop and
+// Restart like a production Redis with persistence.
+func StartDurable(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+}
+
+func start(t testing.TB, persistence ...string) *Server {
 	t.Helper()
 	if u := os.Getenv("ENTRAMCP_TEST_REDIS_URL"); u != "" {
 		return &Server{URL: u}
@@ -42,11 +56,11 @@ func Start(t testing.TB) *Server {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "yes")
+	cmd := exec.Command(bin, append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--protected-mode", "yes"}, persistence...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, args: persistence}
 	t.Cleanup(s.Stop)
 	c := redis.NewClient(&redis.Options{Addr: s.addr})
 	defer c.Close()
@@ -77,7 +91,7 @@ func (s *Server) Restart(t testing.TB) {
 	}
 	bin, _ := exec.LookPath("redis-server")
 	_, port, _ := net.SplitHostPort(s.addr)
-	s.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	s.cmd = exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", s.dir, "--protected-mode", "yes"}, s.args...)...)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
