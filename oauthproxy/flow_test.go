@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -401,5 +402,45 @@ func TestProxyDuringARedisOutage(t *testing.T) {
 	}
 	if status, who := e.call(t, b["access_token"].(string)); status != 200 || who["oid"] != e.em.Info().Users[0].OID {
 		t.Fatalf("MCP call after the outage: %d %v", status, who)
+	}
+}
+
+// Two replicas receive the same refresh token at the same moment (a client retrying, or two
+// tabs): every request gets the one rotated answer and the family survives (reuse after the
+// grace window, which revokes it, is covered by runFlow).
+func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
+	redis := redistest.Start(t)
+	e := startReplicas(t, 2, func() store.Store {
+		st, err := store.Open(context.Background(), redis.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+	verifier := strings.Repeat("v", 60)
+	for round := range 5 {
+		q := e.signIn(t, verifier, "alice")
+		_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+		rt := tok["refresh_token"].(string)
+		var wg sync.WaitGroup
+		answers := make([]map[string]any, 4)
+		statuses := make([]int, 4)
+		for i := range answers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i], answers[i] = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			}()
+		}
+		wg.Wait()
+		for i := range answers {
+			if statuses[i] != 200 || answers[i]["access_token"] != answers[0]["access_token"] || answers[i]["refresh_token"] != answers[0]["refresh_token"] {
+				t.Fatalf("round %d: concurrent refreshes disagree: %v %v", round, statuses, answers[i])
+			}
+		}
+		if status, _ := e.call(t, answers[0]["access_token"].(string)); status != 200 {
+			t.Fatalf("round %d: the family was revoked by a concurrent duplicate: %d", round, status)
+		}
 	}
 }
