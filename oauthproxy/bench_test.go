@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/internal/redistest"
 	"github.com/entramcp/entramcp/oauthproxy"
 	"github.com/entramcp/entramcp/store"
 )
@@ -51,5 +52,41 @@ func BenchmarkProxyRefresh(b *testing.B) {
 			b.Fatalf("refresh: %d %v", status, next)
 		}
 		rt = next["refresh_token"].(string)
+	}
+}
+
+// BenchmarkProxyFlow is one complete user sign-in of a registered client (registration is
+// once per client, and rate-limited per address): /authorize and the consent page, the emulator's sign-in (Entra in the loop: its authorize and token endpoints),
+// the callback and the code exchange, then one MCP call with the new token. Memory and Redis
+// (three replicas, each request to the next) stores.
+func BenchmarkProxyFlow(b *testing.B) {
+	for _, name := range []string{"memory", "redis-3-replicas"} {
+		b.Run(name, func(b *testing.B) {
+			var e *proxyEnv
+			if name == "memory" {
+				e = startProxy(b)
+			} else {
+				redis := redistest.Start(b)
+				e = startReplicas(b, 3, func() store.Store {
+					st, err := store.Open(context.Background(), redis.URL)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { st.Close() })
+					return st
+				})
+			}
+			browser := e.em.HTTPClient()
+			verifier := strings.Repeat("v", 60)
+			for b.Loop() {
+				q := proxytest.SignIn(b, browser, e.ts.URL, e.client, verifier, "alice")
+				_, tok := proxytest.Token(b, e.ts.URL, e.client, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+					"redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+				at, _ := tok["access_token"].(string)
+				if status, _ := e.call(b, at); status != 200 {
+					b.Fatalf("MCP call: %d", status)
+				}
+			}
+		})
 	}
 }

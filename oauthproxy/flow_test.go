@@ -111,7 +111,7 @@ func (e *proxyEnv) tokenReq(t *testing.T, form url.Values) (int, map[string]any)
 	return proxytest.Token(t, e.ts.URL, e.client, form)
 }
 
-func (e *proxyEnv) call(t *testing.T, at string) (int, map[string]string) {
+func (e *proxyEnv) call(t testing.TB, at string) (int, map[string]string) {
 	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/mcp", nil)
 	req.Header.Set("Authorization", "Bearer "+at)
 	resp, err := http.DefaultClient.Do(req)
