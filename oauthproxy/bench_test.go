@@ -67,14 +67,7 @@ func BenchmarkProxyFlow(b *testing.B) {
 				e = startProxy(b)
 			} else {
 				redis := redistest.Start(b)
-				e = startReplicas(b, 3, func() store.Store {
-					st, err := store.Open(context.Background(), redis.URL)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { st.Close() })
-					return st
-				})
+				e = startReplicas(b, 3, redisStores(b, redis.URL))
 			}
 			browser := e.em.HTTPClient()
 			verifier := strings.Repeat("v", 60)

@@ -33,6 +33,18 @@ type proxyEnv struct {
 	client string
 }
 
+// redisStores opens a new client of the Redis at url for each replica.
+func redisStores(t testing.TB, url string) func() store.Store {
+	return func() store.Store {
+		st, err := store.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+}
+
 func startProxy(t testing.TB) *proxyEnv {
 	return startReplicas(t, 1, func() store.Store { return store.NewMemory() })
 }
@@ -131,14 +143,7 @@ func TestProxyFlowEndToEnd(t *testing.T) { runFlow(t, startProxy(t)) }
 // works from the shared store, and so do the replay and reuse defenses.
 func TestProxyFlowAcrossReplicasOnRedis(t *testing.T) {
 	redis := redistest.Start(t)
-	runFlow(t, startReplicas(t, 3, func() store.Store {
-		st, err := store.Open(context.Background(), redis.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}))
+	runFlow(t, startReplicas(t, 3, redisStores(t, redis.URL)))
 }
 
 func runFlow(t *testing.T, e *proxyEnv) {
@@ -358,14 +363,7 @@ func (j *proxyCookiesOnly) Cookies(u *url.URL) []*http.Cookie       { return j.j
 // 503, nothing is consumed; when Redis returns, the same refresh token works.
 func TestProxyDuringARedisOutage(t *testing.T) {
 	redis := redistest.StartDurable(t)
-	e := startReplicas(t, 2, func() store.Store {
-		st, err := store.Open(context.Background(), redis.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
+	e := startReplicas(t, 2, redisStores(t, redis.URL))
 	verifier := strings.Repeat("v", 60)
 	q := e.signIn(t, verifier, "alice")
 	_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
@@ -410,14 +408,7 @@ func TestProxyDuringARedisOutage(t *testing.T) {
 // grace window, which revokes it, is covered by runFlow).
 func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
 	redis := redistest.Start(t)
-	e := startReplicas(t, 2, func() store.Store {
-		st, err := store.Open(context.Background(), redis.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
+	e := startReplicas(t, 2, redisStores(t, redis.URL))
 	verifier := strings.Repeat("v", 60)
 	for round := range 5 {
 		q := e.signIn(t, verifier, "alice")
