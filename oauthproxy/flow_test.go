@@ -53,7 +53,12 @@ func startProxy(t testing.TB) *proxyEnv {
 // one shared keyring) and its own key set, behind one URL that sends each request to the next
 // replica in turn, as a round-robin load balancer would.
 func startReplicas(t testing.TB, n int, open func() store.Store) *proxyEnv {
-	em := emutest.Start(t, nil)
+	return startReplicasWith(t, n, open, nil)
+}
+
+// startReplicasWith is startReplicas with the emulator's configuration changed by mutate.
+func startReplicasWith(t testing.TB, n int, open func() store.Store, mutate func(*emulator.Config)) *proxyEnv {
+	em := emutest.Start(t, mutate)
 	info := em.Info()
 	var next atomic.Int64
 	muxes := make([]*http.ServeMux, n)
@@ -433,5 +438,71 @@ func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
 		if status, _ := e.call(t, answers[0]["access_token"].(string)); status != 200 {
 			t.Fatalf("round %d: the family was revoked by a concurrent duplicate: %d", round, status)
 		}
+	}
+}
+
+// The proxy costs Entra one code redemption per sign-in and nothing per refresh while the
+// stored Entra token is fresh, nor per MCP call (signing keys stay cached).
+func TestProxyEntraRoundTrips(t *testing.T) {
+	e := startProxy(t)
+	verifier := strings.Repeat("v", 60)
+	before := e.em.Stats()
+	q := e.signIn(t, verifier, "alice")
+	_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	rt := tok["refresh_token"].(string)
+	for range 3 {
+		_, next := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		rt = next["refresh_token"].(string)
+		if status, _ := e.call(t, next["access_token"].(string)); status != 200 {
+			t.Fatalf("MCP call: %d", status)
+		}
+	}
+	after := e.em.Stats()
+	if d := after.Token["authorization_code"] - before.Token["authorization_code"]; d != 1 {
+		t.Errorf("Entra code redemptions for one sign-in: %d, want 1", d)
+	}
+	if d := after.Token["refresh_token"] - before.Token["refresh_token"]; d != 0 {
+		t.Errorf("Entra refreshes for 3 proxy refreshes of a fresh grant: %d, want 0", d)
+	}
+	if d := after.JWKS - before.JWKS; d != 0 {
+		t.Errorf("JWKS fetches during the flow: %d, want 0", d)
+	}
+}
+
+// When the stored Entra token is near expiry, a proxy refresh renews it at Entra first (one
+// call); when Entra refuses (the user's sessions were revoked), the grant is revoked and the
+// client told to sign in again.
+func TestProxyRenewsTheEntraToken(t *testing.T) {
+	e := startReplicasWith(t, 1, func() store.Store { return store.NewMemory() }, func(c *emulator.Config) {
+		c.Settings.AccessTokenLifetimeMin = emulator.Duration(8 * time.Minute) // iat is back-dated 5 min: 3 min left, under the renewal margin
+		c.Settings.AccessTokenLifetimeMax = emulator.Duration(8 * time.Minute)
+	})
+	verifier := strings.Repeat("v", 60)
+	q := e.signIn(t, verifier, "alice")
+	_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	if tok["refresh_token"] == nil {
+		t.Fatalf("code exchange: %v (sign-in: %v)", tok, q)
+	}
+	before := e.em.Stats()
+	status, next := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
+	if status != 200 {
+		t.Fatalf("refresh: %d %v", status, next)
+	}
+	if d := e.em.Stats().Token["refresh_token"] - before.Token["refresh_token"]; d != 1 {
+		t.Fatalf("Entra refreshes: %d, want 1", d)
+	}
+	if status, who := e.call(t, next["access_token"].(string)); status != 200 || who["upstream_aud"] != emulator.DefaultServerAppID {
+		t.Fatalf("MCP call with the renewed grant: %d %v", status, who)
+	}
+	// Entra refuses the renewal: the grant ends, and the client learns it must sign in again.
+	if err := e.em.RevokeSessions("alice"); err != nil {
+		t.Fatal(err)
+	}
+	status, b := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next["refresh_token"].(string)}})
+	if status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("refresh after Entra revoked the sessions: %d %v", status, b)
+	}
+	if status, _ := e.call(t, next["access_token"].(string)); status != 401 {
+		t.Fatalf("access token of a grant Entra ended: %d", status)
 	}
 }

@@ -33,6 +33,9 @@ func unavailable() *tokenError {
 }
 
 func storeErr(err error, notFound string) *tokenError {
+	if err == nil {
+		return nil
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return invalidGrant(notFound)
 	}
