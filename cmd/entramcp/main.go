@@ -25,7 +25,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the MCP server that accepts Entra access tokens", runServe},
+		{"serve", "run the MCP server (and, by default, its OAuth proxy in front of Entra)", runServe},
 		{"dev", "run the Entra emulator and the MCP server wired together, for local development", runDev},
 		{"emulator", "run only the local Entra ID + Microsoft Graph emulator", runEmulator},
 		{"setup", "create or update the app registration, consent and credential (idempotent)", runSetup},

@@ -113,13 +113,17 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 }
 
 const serveSummary = `Runs the MCP server (Streamable HTTP at /mcp) that accepts only valid Entra access tokens for
-its own API. Settings come from flags or the environment (flags win); AZURE_TENANT_ID,
-AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are accepted as fallbacks. It prints its effective
+its own API, and by default (--mode proxy) also the OAuth server that signs any MCP client's users
+in with Entra (docs/proxy.md); --mode verify accepts pre-authorized clients' Entra tokens only.
+Settings come from flags or the environment (flags win); AZURE_TENANT_ID, AZURE_CLIENT_ID and
+AZURE_CLIENT_SECRET are accepted as fallbacks. It prints its effective
 configuration (secrets redacted) to stderr, logs as JSON to stderr and writes the audit log
 (one JSON line per authenticated call, never a token) to stdout.
 
 Endpoints: /mcp, /.well-known/oauth-protected-resource/mcp (and at the root), /healthz,
-/readyz (ready once Entra's signing keys are loaded), /metrics (Prometheus text).`
+/readyz (ready once Entra's signing keys are loaded), /metrics (Prometheus text); in proxy mode
+also /.well-known/oauth-authorization-server, /jwks, /register, /authorize, /consent,
+/auth/callback, /token and /revoke.`
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("serve", "entramcp serve [flags]", serveSummary, stderr)
