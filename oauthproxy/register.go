@@ -21,6 +21,7 @@ type Client struct {
 	ClientName   string    `json:"client_name,omitempty"`
 	RedirectURIs []string  `json:"redirect_uris"`
 	IssuedAt     time.Time `json:"issued_at"`
+	TouchedAt    time.Time `json:"touched_at,omitzero"` // last time Touch extended the registration
 }
 
 // Registry stores clients registered through Dynamic Client Registration.
@@ -81,10 +82,17 @@ func (r *Registry) Lookup(ctx context.Context, clientID string) (*Client, error)
 }
 
 // Touch extends an in-use registration's life.
+// It writes at most once a day per client: every token request calls it, and a store write on
+// each refresh would buy nothing against a 30-day TTL.
 func (r *Registry) Touch(ctx context.Context, c *Client) error {
 	if strings.HasPrefix(c.ClientID, "https://") {
 		return nil // a metadata document client lives at its URL, not here
 	}
+	now := time.Now().UTC()
+	if now.Sub(c.TouchedAt) < 24*time.Hour {
+		return nil
+	}
+	c.TouchedAt = now
 	data, _ := json.Marshal(c)
 	return r.Store.Put(ctx, clientKind, c.ClientID, data, r.ttl())
 }

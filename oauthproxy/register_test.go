@@ -124,3 +124,30 @@ func TestMetadataDocument(t *testing.T) {
 		t.Fatalf("metadata: %s", rec.Body)
 	}
 }
+
+// Touch extends a registration, but writes at most once a day: token requests call it on
+// every refresh.
+func TestTouchWritesAtMostDaily(t *testing.T) {
+	ctx := context.Background()
+	r := &Registry{Store: store.NewMemory(), TTL: time.Hour}
+	c := &Client{ClientID: "mcp_touch", RedirectURIs: []string{"http://127.0.0.1/cb"}, IssuedAt: time.Now()}
+	if err := r.Touch(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lookup(ctx, c.ClientID); err != nil {
+		t.Fatalf("first Touch must write: %v", err)
+	}
+	r.Store.Delete(ctx, clientKind, c.ClientID)
+	got, _ := r.Lookup(ctx, c.ClientID)
+	if err := r.Touch(ctx, c); err != nil || got != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Lookup(ctx, c.ClientID); !errors.Is(err, ErrUnknownClient) {
+		t.Fatalf("a second Touch within a day wrote again: %v", err)
+	}
+	c.TouchedAt = time.Now().Add(-25 * time.Hour)
+	r.Touch(ctx, c)
+	if _, err := r.Lookup(ctx, c.ClientID); err != nil {
+		t.Fatalf("Touch after a day must write: %v", err)
+	}
+}
