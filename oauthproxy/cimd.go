@@ -160,7 +160,7 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 	}
 	switch {
 	case doc.ClientID != clientID:
-		return nil, docErrorf("the document's client_id %q is not its own URL", doc.ClientID)
+		return nil, docErrorf("the document's client_id %q is not its own URL", truncate(doc.ClientID, 200))
 	case doc.AuthMethod != "" && doc.AuthMethod != "none":
 		return nil, docErrorf("token_endpoint_auth_method %q is not supported; use none (a public client with PKCE)", doc.AuthMethod)
 	case len(doc.RedirectURIs) == 0 || len(doc.RedirectURIs) > 20:
@@ -239,4 +239,12 @@ func PublicAddress(a netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// truncate bounds text taken from a document before it goes into an error page or the store.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

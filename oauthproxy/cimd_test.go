@@ -3,6 +3,7 @@ package oauthproxy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -88,6 +89,11 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 		if !errors.As(err, &de) || !errors.Is(err, oauthproxy.ErrUnknownClient) || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want a DocumentError mentioning %q", path, err, want)
 		}
+	}
+	// Text from a hostile document is bounded before it reaches an error page.
+	d.docs["/long-id.json"] = `{"client_id":"https://x.example/` + strings.Repeat("a", 5000) + `","redirect_uris":["http://127.0.0.1/cb"]}`
+	if _, err := docs.Lookup(ctx, d.ts.URL+"/long-id.json"); err == nil || len(err.Error()) > 400 {
+		t.Errorf("long client_id in the error: %d bytes", len(fmt.Sprint(err)))
 	}
 	// A failure is remembered briefly: asking again does not fetch again.
 	before := d.hits.Load()
