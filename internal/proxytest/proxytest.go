@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RedirectURI is the loopback redirect the test client registers; nothing listens there.
@@ -51,17 +52,50 @@ var entraHidden = regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`)
 // own cookie jar). It returns the query of the redirect back to the client (code, state, iss).
 func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user string) url.Values {
 	t.Helper()
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {RedirectURI}, "response_type": {"code"}, "state": {"st"},
+		"code_challenge": {Challenge(verifier)}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
+	back, _ := browse(t, browser, base+"/authorize?"+q.Encode(), user, func(u *url.URL) bool { return strings.HasPrefix(u.String(), RedirectURI) })
+	return back.Query()
+}
+
+// Browse is the user's browser for a real MCP client that printed or "opened" authURL (our
+// /authorize): it approves our consent page, picks user on the emulator's sign-in page, and
+// follows the redirects back to the client's own loopback listener, which receives the code as
+// it would from a desktop browser. It returns the URL it delivered the code to and that page's
+// body.
+func Browse(t testing.TB, browser *http.Client, authURL, user string) (*url.URL, []byte) {
+	t.Helper()
+	base, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatalf("authorization URL %q: %v", authURL, err)
+	}
+	redirect, err := url.Parse(base.Query().Get("redirect_uri"))
+	if err != nil || redirect.Host == "" {
+		t.Fatalf("authorization URL without a redirect_uri: %s", authURL)
+	}
+	// Stop at nothing: the last hop is the client's listener. Its URL is remembered on the way.
+	return browse(t, browser, authURL, user, func(*url.URL) bool { return false })
+}
+
+// browse drives the flow from authURL; stop says which redirect ends it unfollowed.
+func browse(t testing.TB, browser *http.Client, authURL, user string, stop func(*url.URL) bool) (*url.URL, []byte) {
+	t.Helper()
+	u, _ := url.Parse(authURL)
+	base := u.Scheme + "://" + u.Host
+	clientRedirect := u.Query().Get("redirect_uri")
+	var back *url.URL
 	jar, _ := cookiejar.New(nil)
-	browser = &http.Client{Transport: browser.Transport, Jar: jar}
+	browser = &http.Client{Transport: browser.Transport, Jar: jar, Timeout: 30 * time.Second}
 	browser.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(r.URL.String(), RedirectURI) {
-			return http.ErrUseLastResponse // the client's loopback redirect
+		if strings.HasPrefix(r.URL.String(), clientRedirect) {
+			back = r.URL
+		}
+		if stop(r.URL) {
+			return http.ErrUseLastResponse
 		}
 		return nil
 	}
-	q := url.Values{"client_id": {clientID}, "redirect_uri": {RedirectURI}, "response_type": {"code"}, "state": {"st"},
-		"code_challenge": {Challenge(verifier)}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
-	resp, err := browser.Get(base + "/authorize?" + q.Encode())
+	resp, err := browser.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +117,15 @@ func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user s
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), RedirectURI) {
-		t.Fatalf("after Entra sign-in: %d %v", resp.StatusCode, loc)
+	if back == nil {
+		t.Fatalf("after Entra sign-in: no redirect to the client (%d %s %.300s)", resp.StatusCode, resp.Request.URL, body)
 	}
-	return loc.Query()
+	if e := back.Query().Get("error"); e != "" {
+		t.Fatalf("the client got an error: %s %s", e, back.Query().Get("error_description"))
+	}
+	return back, body
 }
 
 // Approve submits "approve" on the proxy's consent page (its HTML in page) from browser, which
