@@ -181,4 +181,3 @@ func TestInspectorCLIAndMCPRemoteThroughTheProxy(t *testing.T) {
 		}
 	})
 }
-
