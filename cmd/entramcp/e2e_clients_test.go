@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,9 +45,9 @@ func freePort(t *testing.T) int {
 }
 
 // openedURLs stands in for the desktop: clients open the authorization URL with the npm `open`
-// package, whose xdg-open honours $BROWSER. Our $BROWSER appends the URL to a file; the
-// returned function waits for the next URL there.
-func openedURLs(t *testing.T) (env []string, next func(ctx context.Context) string) {
+// package, whose xdg-open honours $BROWSER. Our $BROWSER appends the URL to a file; so does
+// printed, for clients that print the URL for the user to visit. next waits for the next URL.
+func openedURLs(t *testing.T) (env []string, printed *urlCatcher, next func(ctx context.Context) string) {
 	t.Helper()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "opened.txt")
@@ -54,6 +55,7 @@ func openedURLs(t *testing.T) (env []string, next func(ctx context.Context) stri
 	if err := os.WriteFile(shim, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '"+log+"'\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	printed = &urlCatcher{log: log}
 	seen := 0
 	next = func(ctx context.Context) string {
 		for {
@@ -73,7 +75,45 @@ func openedURLs(t *testing.T) (env []string, next func(ctx context.Context) stri
 	home := filepath.Join(dir, "home")
 	os.Mkdir(home, 0o700)
 	// A home of its own: the clients keep registrations and tokens there.
-	return []string{"BROWSER=" + shim, "HOME=" + home, "XDG_CURRENT_DESKTOP=", "DISPLAY=", "MCP_REMOTE_CONFIG_DIR=" + filepath.Join(home, "mcp-auth")}, next
+	return []string{"BROWSER=" + shim, "HOME=" + home, "XDG_CURRENT_DESKTOP=", "DISPLAY=", "MCP_REMOTE_CONFIG_DIR=" + filepath.Join(home, "mcp-auth")}, printed, next
+}
+
+// urlCatcher passes on what a client prints and appends each line that is an http(s) URL
+// with /authorize? to log, as if the user had copied it into a browser.
+type urlCatcher struct {
+	mu   sync.Mutex
+	log  string
+	out  strings.Builder
+	line []byte
+}
+
+func (c *urlCatcher) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.Write(p)
+	for _, b := range p {
+		if b != '\n' {
+			c.line = append(c.line, b)
+			continue
+		}
+		l := strings.TrimSpace(string(c.line))
+		c.line = c.line[:0]
+		if (strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")) && strings.Contains(l, "/authorize?") && !strings.ContainsAny(l, " \t") {
+			f, err := os.OpenFile(c.log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				return 0, err
+			}
+			f.WriteString(l + "\n")
+			f.Close()
+		}
+	}
+	return len(p), nil
+}
+
+func (c *urlCatcher) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
 }
 
 // runWithBrowser runs an npm client until it exits, acting as the user's browser for every
@@ -82,7 +122,7 @@ func openedURLs(t *testing.T) (env []string, next func(ctx context.Context) stri
 func runWithBrowser(t *testing.T, info emulator.Info, user string, argsFor func(env []string) []string) string {
 	t.Helper()
 	node, dir := node22(t)
-	env, next := openedURLs(t)
+	env, stdout, next := openedURLs(t)
 	args := argsFor(env)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -90,8 +130,8 @@ func runWithBrowser(t *testing.T, info emulator.Info, user string, argsFor func(
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, "NODE_EXTRA_CA_CERTS="+info.CAFile, "MCP_AUTO_OPEN_ENABLED=true", "MCP_INSPECTOR_SECRET_STORE=memory")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -180,4 +220,49 @@ func TestInspectorCLIAndMCPRemoteThroughTheProxy(t *testing.T) {
 			t.Errorf("whoami through mcp-remote did not name bob (%s): %s", info.Users[1].OID, out)
 		}
 	})
+}
+
+// The authorization-server checks of the MCP conformance suite (npm
+// @modelcontextprotocol/conformance, `authorization` command) against the proxy: RFC 8414
+// metadata (issuer, endpoints, S256, CIMD) and the authorization code grant with PKCE and
+// resource, the suite acting as a pre-registered public client whose browser is scripted.
+func TestConformanceAuthorizationServerChecks(t *testing.T) {
+	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, dev)
+	base := strings.TrimSuffix(info.MCPURL, "/mcp")
+	port := freePort(t)
+	client := proxytest.RegisterRedirect(t, base, "MCP conformance suite", fmt.Sprintf("http://127.0.0.1:%d/callback", port))
+	results := t.TempDir()
+	runWithBrowser(t, info, "alice", func([]string) []string {
+		return []string{"node_modules/@modelcontextprotocol/conformance/dist/index.js", "authorization", "--url", base,
+			"--client-id", client, "--resource", info.MCPURL, "--port", fmt.Sprint(port), "--output-dir", results}
+	})
+	files, _ := filepath.Glob(filepath.Join(results, "*", "checks.json"))
+	seen := map[string]string{}
+	for _, f := range files {
+		var checks []struct {
+			ID, Status, ErrorMessage string
+		}
+		if err := json.Unmarshal(must(os.ReadFile(f)), &checks); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range checks {
+			seen[c.ID] = c.Status
+			if c.Status != "SUCCESS" {
+				t.Errorf("conformance check %s: %s %s", c.ID, c.Status, c.ErrorMessage)
+			}
+		}
+	}
+	for _, id := range []string{"authorization-server-metadata", "authorization-server-metadata-cimd", "authorization-code-grant"} {
+		if seen[id] == "" {
+			t.Errorf("conformance check %s did not run (ran: %v)", id, seen)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -23,7 +23,13 @@ const RedirectURI = "http://127.0.0.1:9/cb"
 // Register registers a client by Dynamic Client Registration and returns its client_id.
 func Register(t testing.TB, base, name string) string {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{"client_name": name, "redirect_uris": []string{RedirectURI}})
+	return RegisterRedirect(t, base, name, RedirectURI)
+}
+
+// RegisterRedirect is Register with the client's own redirect URI.
+func RegisterRedirect(t testing.TB, base, name, redirect string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"client_name": name, "redirect_uris": []string{redirect}})
 	resp, err := http.Post(base+"/register", "application/json", strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
