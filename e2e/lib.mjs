@@ -2,7 +2,9 @@
 export const redirectUrl = "http://127.0.0.1:9/cb"; // never contacted: the "browser" stops there
 
 export class MemoryProvider {
-  constructor(name = "TypeScript SDK e2e") { this.saved = {}; this.name = name; }
+  // clientMetadataUrl (optional): an https URL serving this client's metadata document (CIMD);
+  // the SDK then uses it as the client_id instead of registering.
+  constructor(name = "TypeScript SDK e2e", clientMetadataUrl = undefined) { this.saved = {}; this.name = name; this.clientMetadataUrl = clientMetadataUrl; }
   get redirectUrl() { return redirectUrl; }
   get clientMetadata() {
     return { client_name: this.name, redirect_uris: [redirectUrl], grant_types: ["authorization_code", "refresh_token"],

@@ -3,13 +3,16 @@
 // emulator's sign-in page (driven over HTTP as a browser would), the code exchange, a tool call,
 // and a refresh after the access token is spoiled. Prints one JSON line for the Go test.
 //
-// usage: node ts-sdk.mjs MCP_URL USER   (NODE_EXTRA_CA_CERTS must name the emulator's CA)
+// With CIMD_URL the client identifies itself by a Client ID Metadata Document at that URL
+// instead of registering.
+//
+// usage: node ts-sdk.mjs MCP_URL USER [CIMD_URL]   (NODE_EXTRA_CA_CERTS must name the emulator's CA)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { MemoryProvider, redirectUrl } from "./lib.mjs";
 
-const [mcpURL, user = "alice"] = process.argv.slice(2);
+const [mcpURL, user = "alice", cimdURL] = process.argv.slice(2);
 // A browser, reduced to what the flow needs: cookies per host and manual redirects.
 const jar = new Map();
 async function visit(url, init = {}) {
@@ -42,7 +45,7 @@ async function signIn(authURL) {
   return back.searchParams.get("code");
 }
 
-const provider = new MemoryProvider();
+const provider = new MemoryProvider(undefined, cimdURL);
 const connect = async () => {
   const client = new Client({ name: "entramcp-e2e", version: "1.0.0" });
   await client.connect(new StreamableHTTPClientTransport(new URL(mcpURL), { authProvider: provider }));
@@ -71,7 +74,7 @@ const again = await client.callTool({ name: "whoami", arguments: {} });
 await client.close();
 
 console.log(JSON.stringify({
-  client_id: provider.saved.client.client_id,
+  client_id: provider.saved.client?.client_id ?? authURL.searchParams.get("client_id"),
   pkce_method: authURL.searchParams.get("code_challenge_method"),
   resource: authURL.searchParams.get("resource"),
   tools,

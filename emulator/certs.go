@@ -111,6 +111,21 @@ func parseCA(data []byte) (*authority, error) {
 	return &ca, nil
 }
 
+// LoopbackCertificate issues a TLS certificate for 127.0.0.1, ::1 and localhost from the CA
+// that `entramcp dev` and `entramcp emulator` keep in stateDir, so a test's own https server
+// (a client metadata document, say) is trusted by whatever trusts the emulator.
+func LoopbackCertificate(stateDir string) (tls.Certificate, error) {
+	data, err := os.ReadFile(filepath.Join(stateDir, "ca-key.pem"))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	ca, err := parseCA(data)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return ca.serverCertificate()
+}
+
 // serverCertificate issues a short-lived TLS certificate for the loopback names.
 func (ca *authority) serverCertificate() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

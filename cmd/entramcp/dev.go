@@ -10,6 +10,7 @@ import (
 
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/internal/cli"
+	"github.com/entramcp/entramcp/store"
 )
 
 const devSummary = `Runs everything on this machine with embedded defaults: the Entra ID + Microsoft Graph
@@ -58,6 +59,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	set.Set("ENTRAMCP_LOG_FORMAT", "text")
 	set.Set("ENTRAMCP_STATELESS", fmt.Sprint(*stateless))
 	set.Set("ENTRAMCP_MODE", *mode)
+	// Proxy state (clients, consents, sessions, signing keys) survives a dev restart in the
+	// state dir, sealed with a key kept next to it; client metadata documents may be served
+	// from this machine.
+	key, err := devStoreKey(stateDir)
+	if err != nil {
+		return err
+	}
+	set.Set("ENTRAMCP_DATA_DIR", stateDir)
+	set.Set("ENTRAMCP_ENCRYPTION_KEY", key)
+	set.Set("ENTRAMCP_CIMD_ALLOW_PRIVATE", "true")
 	logs := io.Discard
 	if f.verbose {
 		logs = stderr
@@ -71,6 +82,19 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stderr, "entramcp dev: writing dev.json:", err)
 		}
 	})
+}
+
+// devStoreKey is the dev store's encryption key, generated once into STATE-DIR/store.key (0600).
+func devStoreKey(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, "store.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	_, spec := store.NewRandomKeyring()
+	if err := os.WriteFile(path, []byte(spec+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return spec, nil
 }
 
 func printDevBanner(w io.Writer, info emulator.Info, devJSON string) {

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/entramcp/entramcp/emulator"
 )
 
 // nodeClient finds node and the e2e/ npm packages; in CI (ENTRAMCP_REQUIRE_ALL=1) their absence
@@ -31,12 +37,12 @@ func nodeClient(t *testing.T) (node, dir string) {
 }
 
 // runNodeClient runs an e2e/ script against mcpURL as user and decodes the JSON line it prints.
-func runNodeClient(t *testing.T, script, mcpURL, caFile, user string, out any) {
+func runNodeClient(t *testing.T, script, mcpURL, caFile, user string, out any, extra ...string) {
 	t.Helper()
 	node, dir := nodeClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, mcpURL, user)
+	cmd := exec.CommandContext(ctx, node, append([]string{script, mcpURL, user}, extra...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NODE_EXTRA_CA_CERTS="+caFile)
 	stdout, err := cmd.Output()
@@ -111,5 +117,48 @@ func TestTypeScriptSDKClientThroughTheProxy(t *testing.T) {
 		t.Errorf("whoami as bob: %q, after refresh %q", got.OID, got.OIDAfterRefresh)
 	case !got.Refreshed:
 		t.Error("the SDK did not refresh after a 401")
+	}
+}
+
+// The TypeScript SDK client once more, identified by a Client ID Metadata Document instead of
+// DCR: the proxy fetches the document (dev allows this machine's addresses and trusts the dev
+// CA), checks it, and runs the same flow; the document is fetched once for the whole flow.
+func TestTypeScriptSDKClientWithMetadataDocument(t *testing.T) {
+	dir := t.TempDir()
+	dev, info, _ := startCLIIn(t, dir, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	defer stopCLI(t, dev)
+	cert, err := emulator.LoopbackCertificate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetches atomic.Int32
+	docs := httptest.NewUnstartedServer(nil)
+	docs.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"client_id": "https://" + r.Host + r.URL.Path, "client_name": "CIMD e2e client",
+			"redirect_uris": []string{"http://127.0.0.1:9/cb"}, "grant_types": []string{"authorization_code", "refresh_token"},
+			"response_types": []string{"code"}, "token_endpoint_auth_method": "none"})
+	})
+	docs.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	docs.StartTLS()
+	defer docs.Close()
+	docURL := docs.URL + "/oauth/client-metadata.json"
+
+	var got struct {
+		ClientID        string   `json:"client_id"`
+		Tools           []string `json:"tools"`
+		OID             string   `json:"oid"`
+		Refreshed       bool     `json:"refreshed"`
+		OIDAfterRefresh string   `json:"oid_after_refresh"`
+	}
+	runNodeClient(t, "ts-sdk.mjs", info.MCPURL, info.CAFile, "alice", &got, docURL)
+	switch {
+	case got.ClientID != docURL:
+		t.Errorf("the client_id was %q, want the document URL %q (no DCR)", got.ClientID, docURL)
+	case got.OID != info.Users[0].OID || got.OIDAfterRefresh != info.Users[0].OID || !got.Refreshed:
+		t.Errorf("whoami as alice: %q, after refresh %q (refreshed %v)", got.OID, got.OIDAfterRefresh, got.Refreshed)
+	case fetches.Load() != 1:
+		t.Errorf("the document was fetched %d times, want once (cached)", fetches.Load())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -93,7 +94,13 @@ func TestExitCodesAndHelp(t *testing.T) {
 // startCLI runs a long-lived subcommand and waits for its dev.json.
 func startCLI(t *testing.T, args ...string) (*exec.Cmd, emulator.Info, *syncBuffer) {
 	t.Helper()
-	dir := t.TempDir()
+	return startCLIIn(t, t.TempDir(), args...)
+}
+
+// startCLIIn is startCLI with a given state dir (for restarts); a stale dev.json is removed.
+func startCLIIn(t *testing.T, dir string, args ...string) (*exec.Cmd, emulator.Info, *syncBuffer) {
+	t.Helper()
+	os.Remove(filepath.Join(dir, "dev.json"))
 	out := &syncBuffer{}
 	cmd := exec.Command(binary, append(args, "--state-dir", dir)...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -211,6 +218,10 @@ func TestServeConfigurationErrors(t *testing.T) {
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_MODE=proxy"}, nil, "ENTRAMCP_MODE"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34"}, nil, "ENTRAMCP_MODE=verify"}, // proxy is the default and needs a credential
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_MODE=gateway"}, nil, "must be verify or proxy"},
+		// Proxy mode's embedded store holds refresh tokens: no key, no start; a weak key neither.
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRA_CLIENT_SECRET=s3cr3t-value", "ENTRAMCP_DATA_DIR=" + t.TempDir()}, nil, "ENTRAMCP_ENCRYPTION_KEY: is required"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRA_CLIENT_SECRET=s3cr3t-value", "ENTRAMCP_DATA_DIR=" + t.TempDir(), "ENTRAMCP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, nil, "does not look random"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CIMD_ALLOW_PRIVATE=sometimes"}, nil, "ENTRAMCP_CIMD_ALLOW_PRIVATE"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CA_FILE=/nonexistent.pem"}, nil, "ENTRAMCP_CA_FILE"},
 	}
 	for _, c := range cases {
@@ -475,6 +486,56 @@ func TestDevProxyMode(t *testing.T) {
 	b, _ := json.Marshal(res.StructuredContent)
 	if !strings.Contains(string(b), info.Users[1].OID) || !strings.Contains(string(b), `"profile"`) {
 		t.Fatalf("whoami through the proxy: %s", b)
+	}
+}
+
+// The embedded default store (bbolt in the state dir, sealed): a dev restart keeps the client's
+// registration, the user's grant and the signing key, so the old access token still works and
+// the refresh token still refreshes; the database file holds neither token.
+func TestDevProxyStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd, info, _ := startCLIIn(t, dir, "dev", "--mode", "proxy", "--listen", listen)
+	base := strings.TrimSuffix(info.MCPURL, "/mcp")
+	client := proxytest.Register(t, base, "Restart test")
+	verifier := strings.Repeat("r", 50)
+	q := proxytest.SignIn(t, caClient(t, info.CAFile), base, client, verifier, "alice")
+	status, tok := proxytest.Token(t, base, client, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+		"redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	at, _ := tok["access_token"].(string)
+	rt, _ := tok["refresh_token"].(string)
+	if status != 200 || at == "" || rt == "" {
+		t.Fatalf("code exchange: %d %v", status, tok)
+	}
+	stopCLI(t, cmd)
+
+	db, err := os.ReadFile(filepath.Join(dir, "entramcp.db"))
+	if err != nil {
+		t.Fatalf("the embedded store: %v", err)
+	}
+	for name, secret := range map[string]string{"access token": at, "refresh token": rt, "its signature": at[strings.LastIndex(at, ".")+1:]} {
+		if bytes.Contains(db, []byte(secret)) {
+			t.Errorf("the store file holds the %s in clear", name)
+		}
+	}
+
+	cmd, _, _ = startCLIIn(t, dir, "dev", "--mode", "proxy", "--listen", listen)
+	defer stopCLI(t, cmd)
+	req, _ := http.NewRequest(http.MethodPost, info.MCPURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req.Header.Set("Authorization", "Bearer "+at)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("the access token issued before the restart: %d %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	status, tok = proxytest.Token(t, base, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+	if status != 200 || tok["refresh_token"] == rt {
+		t.Errorf("refresh after the restart: %d %v", status, tok)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/entramcp/entramcp/internal/cli"
 	"github.com/entramcp/entramcp/internal/config"
@@ -31,6 +33,8 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "ENTRAMCP_ADMIN_GROUP_ID", Flag: "admin-group-id", Help: "object id of the Entra group whose members may use the admin-only tools"},
 		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
 		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process) or redis://host:6379/0 (replicas); empty keeps On-Behalf-Of results in memory"},
+		&config.Setting{Env: "ENTRAMCP_DATA_DIR", Flag: "data-dir", Help: "proxy mode without ENTRAMCP_STORE keeps its state in DATA_DIR/entramcp.db (bbolt, one process; needs ENTRAMCP_ENCRYPTION_KEY); default $XDG_STATE_HOME/entramcp or ~/.local/state/entramcp"},
+		&config.Setting{Env: "ENTRAMCP_CIMD_ALLOW_PRIVATE", Flag: "cimd-allow-private", Default: "false", Help: "dev and tests only: fetch client metadata documents from loopback and private addresses (turns the SSRF guard off)"},
 		&config.Setting{Env: "ENTRAMCP_ENCRYPTION_KEY", Flag: "encryption-key", Secret: true, Help: "key(s) sealing the store at rest: [kid:]base64 of 32 random bytes, comma-separated, newest first"},
 		&config.Setting{Env: "ENTRAMCP_GROUP_CACHE_TTL", Flag: "group-cache-ttl", Default: "5m", Help: "how long a Graph group-membership answer is reused per user"},
 		&config.Setting{Env: "ENTRA_IDENTIFIER_URI", Flag: "identifier-uri", Help: "the API's application id URI (default api://CLIENT_ID)"},
@@ -60,6 +64,10 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		ClientCertificatePassword: set.String("ENTRA_CLIENT_CERTIFICATE_PASSWORD"), ManagedIdentityClientID: set.String("ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
 		GraphBaseURL: set.String("GRAPH_BASE_URL"), Store: set.String("ENTRAMCP_STORE"), EncryptionKey: set.String("ENTRAMCP_ENCRYPTION_KEY"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
 		AllowedRedirects: set.List("ENTRAMCP_ALLOWED_REDIRECTS"), SigningKey: set.String("ENTRAMCP_SIGNING_KEY"),
+		DataDir: set.String("ENTRAMCP_DATA_DIR"),
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir()
 	}
 	if c.ManagedIdentityClientID == "system" {
 		c.ManagedIdentityClientID = ""
@@ -67,6 +75,9 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 	}
 	var err error
 	if c.AcceptV1, err = set.Bool("ENTRA_ACCEPT_V1_TOKENS"); err != nil {
+		return c, err
+	}
+	if c.DocumentsFromPrivateAddresses, err = set.Bool("ENTRAMCP_CIMD_ALLOW_PRIVATE"); err != nil {
 		return c, err
 	}
 	if c.Stateless, err = set.Bool("ENTRAMCP_STATELESS"); err != nil {
@@ -103,6 +114,18 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		return c, set.Errorf("ENTRA_CLIENT_ID", "is required: the application (client) id of the API's app registration")
 	}
 	return c, nil
+}
+
+// defaultDataDir follows the XDG base directories: $XDG_STATE_HOME/entramcp, else
+// ~/.local/state/entramcp; empty when there is no home (proxy state then stays in memory).
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "entramcp")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" && home != "/" {
+		return filepath.Join(home, ".local", "state", "entramcp")
+	}
+	return ""
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,10 +21,23 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	if s.cred == nil {
 		return &ConfigError{"ENTRAMCP_MODE", "proxy mode signs users in with Entra as a confidential client: set ENTRA_CLIENT_CERTIFICATE, ENTRA_MANAGED_IDENTITY_CLIENT_ID or ENTRA_CLIENT_SECRET (or use ENTRAMCP_MODE=verify)"}
 	}
-	if cfg.Store == "" {
+	switch {
+	case cfg.Store == "" && cfg.DataDir != "":
+		// The embedded default: one process, state kept across restarts. It holds Entra
+		// refresh tokens, so it is sealed like any other store (openStore wants the key).
+		cfg.Store = "bolt://" + filepath.Join(cfg.DataDir, "entramcp.db")
+		if cfg.EncryptionKey == "" {
+			return &ConfigError{"ENTRAMCP_ENCRYPTION_KEY", fmt.Sprintf("is required: proxy mode keeps users' Entra refresh tokens in %s, sealed with this key (32 random bytes, base64: `openssl rand -base64 32`); or set ENTRAMCP_STORE", cfg.Store)}
+		}
+	case cfg.Store == "":
 		// One replica only: sessions and signing keys end with the process.
 		s.log.Warn("proxy mode without ENTRAMCP_STORE keeps clients, sessions and signing keys in memory; they are lost on restart and not shared by replicas")
 		cfg.Store = "memory:"
+	case cfg.Store == "memory:":
+		s.log.Warn("ENTRAMCP_STORE=memory: clients, sessions and signing keys are lost on restart and not shared by replicas")
+	}
+	if cfg.DocumentsFromPrivateAddresses {
+		s.log.Warn("client metadata documents may be fetched from loopback and private addresses (dev setting): the SSRF guard is off")
 	}
 	st, err := s.openStore(cfg)
 	if err != nil {
@@ -50,8 +65,9 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	}
 	authority, _ := url.Parse(s.verifier.Authority())
 	p := &oauthproxy.Proxy{
-		Store:          st,
-		Registry:       &oauthproxy.Registry{Store: st, Policy: policy, Documents: &oauthproxy.Documents{Store: st, Policy: policy}},
+		Store: st,
+		Registry: &oauthproxy.Registry{Store: st, Policy: policy, Documents: &oauthproxy.Documents{
+			Store: st, Policy: policy, RootCAs: rootCAs(httpClient), AllowPrivateAddresses: cfg.DocumentsFromPrivateAddresses}},
 		Verifier:       s.verifier,
 		Issuer:         base,
 		Resource:       s.mcpURL,
@@ -75,5 +91,14 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	}
 	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: base, Resource: s.mcpURL, Leeway: cfg.Leeway, Upstream: p.UpstreamToken}
 	s.proxy = p
+	return nil
+}
+
+// rootCAs are the roots httpClient trusts (nil: the system's), so ENTRAMCP_CA_FILE also
+// covers metadata documents.
+func rootCAs(c *http.Client) *x509.CertPool {
+	if t, ok := c.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+		return t.TLSClientConfig.RootCAs
+	}
 	return nil
 }

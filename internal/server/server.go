@@ -80,6 +80,12 @@ type Config struct {
 	// SigningKey is a PEM EC P-256 key for the proxy's tokens; empty: generated and kept in
 	// the store (rotatable).
 	SigningKey string
+	// DataDir holds the embedded bbolt store (DataDir/entramcp.db) that proxy mode uses when
+	// Store is empty. Both empty: proxy state lives in memory (one process, lost on restart).
+	DataDir string
+	// DocumentsFromPrivateAddresses lets client metadata documents (CIMD) be fetched from
+	// loopback and private addresses. Only for dev and tests: it opens the SSRF guard.
+	DocumentsFromPrivateAddresses bool
 	// AuthDisabled serves the tools without authentication. Only for benchmarks that measure
 	// what authentication costs; the command line has no way to set it.
 	AuthDisabled bool
