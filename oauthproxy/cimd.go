@@ -32,9 +32,14 @@ type Documents struct {
 	TTL time.Duration
 	// RootCAs verifies the client's TLS certificate (nil: the system roots).
 	RootCAs *x509.CertPool
-	// AllowPrivateAddresses lifts the address guard. Only for tests, which serve documents on
-	// 127.0.0.1; there is no setting for it.
+	// AllowPrivateAddresses lifts the address guard: dev and tests, which serve documents on
+	// 127.0.0.1 (ENTRAMCP_CIMD_ALLOW_PRIVATE).
 	AllowPrivateAddresses bool
+	// PerMinute bounds document fetches per caller address (default 10; cached lookups are
+	// free), so nobody can make us fetch URLs of their choosing at a high rate.
+	PerMinute int
+
+	limits limiter
 }
 
 const (
@@ -90,6 +95,13 @@ func (d *Documents) Lookup(ctx context.Context, clientID string) (*Client, error
 	var failed string
 	if err := getJSON(ctx, d.Store, docFailKind, key, &failed); err == nil {
 		return nil, &DocumentError{failed}
+	}
+	limit := d.PerMinute
+	if limit <= 0 {
+		limit = 10
+	}
+	if !d.limits.allow(callerFrom(ctx), limit, time.Now()) {
+		return nil, ErrRateLimited
 	}
 	cl, err := d.fetch(ctx, clientID)
 	if err != nil {

@@ -161,3 +161,49 @@ func TestProxyFlowWithAMetadataDocumentClient(t *testing.T) {
 		t.Fatalf("failing document: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 }
+
+// Fetches of metadata documents are limited per caller address: a caller cycling through
+// fresh URLs gets 429 after PerMinute fetches, with no request reaching the host; cached
+// documents cost nothing, and other callers are unaffected.
+func TestMetadataDocumentFetchesAreRateLimited(t *testing.T) {
+	d := startDocServer(t)
+	for i := range 5 {
+		d.docs[fmt.Sprintf("/c%d.json", i)] = `{"client_id":"%s","redirect_uris":["` + proxytest.RedirectURI + `"]}`
+	}
+	e := startProxy(t)
+	e.proxy.Registry.Documents = d.documents(true)
+	e.proxy.Registry.Documents.PerMinute = 3
+	authorize := func(path string) int {
+		resp, err := http.Get(e.ts.URL + "/authorize?" + url.Values{"client_id": {d.ts.URL + path}, "redirect_uri": {proxytest.RedirectURI},
+			"response_type": {"code"}, "code_challenge": {proxytest.Challenge(strings.Repeat("v", 50))}, "code_challenge_method": {"S256"}}.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		return resp.StatusCode
+	}
+	for i := range 3 {
+		if got := authorize(fmt.Sprintf("/c%d.json", i)); got != 200 {
+			t.Fatalf("fetch %d: %d", i, got)
+		}
+	}
+	if got := authorize("/c3.json"); got != 429 || d.hits.Load() != 3 {
+		t.Fatalf("fourth fresh document: %d after %d fetches, want 429 after 3", got, d.hits.Load())
+	}
+	if got := authorize("/c0.json"); got != 200 {
+		t.Fatalf("a cached document must not be limited: %d", got)
+	}
+	// The token endpoint counts against the same budget and says so in OAuth terms.
+	status, body := proxytest.Token(t, e.ts.URL, d.ts.URL+"/c4.json", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}})
+	if status != 429 || body["error"] != "slow_down" {
+		t.Fatalf("token endpoint over the limit: %d %v", status, body)
+	}
+	// Another caller (the budget is per address) still gets its document fetched.
+	ctxOther := httptest.NewRequest(http.MethodGet, "/", nil) // RemoteAddr 192.0.2.1
+	if _, err := e.proxy.Registry.Documents.Lookup(oauthproxy.WithCallerForTest(ctxOther), d.ts.URL+"/c4.json"); err != nil || d.hits.Load() != 4 {
+		t.Fatalf("another address: %v, %d fetches", err, d.hits.Load())
+	}
+}

@@ -217,10 +217,14 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, err := p.Registry.Lookup(r.Context(), q.Get("client_id"))
+	c, err := p.Registry.Lookup(withCaller(r), q.Get("client_id"))
 	var docErr *DocumentError
 	if errors.As(err, &docErr) {
 		page(w, http.StatusBadRequest, "this application cannot sign in: "+docErr.Error())
+		return
+	} else if errors.Is(err, ErrRateLimited) {
+		w.Header().Set("Retry-After", "60")
+		page(w, http.StatusTooManyRequests, err.Error())
 		return
 	} else if errors.Is(err, ErrUnknownClient) {
 		page(w, http.StatusBadRequest, "unknown client; the application must register again")

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/entramcp/entramcp/store"
@@ -36,13 +34,7 @@ type Registry struct {
 	// Documents, when set, accepts https client_ids (Client ID Metadata Documents).
 	Documents *Documents
 
-	mu      sync.Mutex
-	windows map[string]*rateWindow
-}
-
-type rateWindow struct {
-	start time.Time
-	n     int
+	limits limiter
 }
 
 const clientKind = "client"
@@ -97,25 +89,6 @@ func (r *Registry) Touch(ctx context.Context, c *Client) error {
 	return r.Store.Put(ctx, clientKind, c.ClientID, data, r.ttl())
 }
 
-func (r *Registry) allow(remote string, now time.Time) bool {
-	limit := r.PerMinute
-	if limit <= 0 {
-		limit = 10
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.windows == nil || len(r.windows) > 10_000 {
-		r.windows = map[string]*rateWindow{}
-	}
-	w := r.windows[remote]
-	if w == nil || now.Sub(w.start) >= time.Minute {
-		w = &rateWindow{start: now}
-		r.windows[remote] = w
-	}
-	w.n++
-	return w.n <= limit
-}
-
 // ServeHTTP is the registration endpoint (POST /register).
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
@@ -123,8 +96,11 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
 		return
 	}
-	host, _, _ := net.SplitHostPort(req.RemoteAddr)
-	if !r.allow(host, time.Now()) {
+	limit := r.PerMinute
+	if limit <= 0 {
+		limit = 10
+	}
+	if !r.limits.allow(remoteHost(req), limit, time.Now()) {
 		w.Header().Set("Retry-After", "60")
 		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many registrations from this address; try again in a minute")
 		return

@@ -51,10 +51,14 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	c, err := p.Registry.Lookup(r.Context(), f.Get("client_id"))
+	c, err := p.Registry.Lookup(withCaller(r), f.Get("client_id"))
 	var docErr *DocumentError
 	if errors.As(err, &docErr) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", docErr.Error())
+		return
+	} else if errors.Is(err, ErrRateLimited) {
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusTooManyRequests, "slow_down", err.Error())
 		return
 	} else if errors.Is(err, ErrUnknownClient) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client_id; register again")

@@ -1,0 +1,4 @@
+package oauthproxy
+
+// WithCallerForTest exposes withCaller to the external tests.
+var WithCallerForTest = withCaller
