@@ -122,7 +122,14 @@ func (d *Documents) Lookup(ctx context.Context, clientID string) (*Client, error
 	return cl, nil
 }
 
-func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error) {
+// Forget drops a cached document, so the next lookup fetches it again (the client may have
+// rotated its keys).
+func (d *Documents) Forget(ctx context.Context, clientID string) {
+	d.Store.Delete(ctx, docKind, hashKey(clientID))
+}
+
+// get fetches url through the guard: https, public addresses only, no redirects, limits.
+func (d *Documents) get(ctx context.Context, rawURL, what string) ([]byte, error) {
 	dialer := &net.Dialer{Timeout: docFetchTime, Control: d.checkAddress}
 	client := &http.Client{
 		Timeout: docFetchTime,
@@ -137,9 +144,9 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
-	if err != nil {
-		return nil, docErrorf("the client_id is not a fetchable URL")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil || req.URL.Scheme != "https" {
+		return nil, docErrorf("the %s is not a fetchable https URL", what)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
@@ -148,24 +155,34 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 		if errors.As(err, &blocked) {
 			return nil, docErrorf("%s resolves to a private or internal address (%s); metadata documents must be on the public internet", req.URL.Hostname(), blocked.addr)
 		}
-		return nil, docErrorf("could not fetch %s: %v", clientID, errors.Unwrap(err))
+		return nil, docErrorf("could not fetch %s: %v", rawURL, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, docErrorf("%s answered HTTP %d (redirects are not followed)", clientID, resp.StatusCode)
+		return nil, docErrorf("%s answered HTTP %d (redirects are not followed)", rawURL, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
 	if err != nil {
-		return nil, docErrorf("reading %s: %v", clientID, err)
+		return nil, docErrorf("reading %s: %v", rawURL, err)
 	}
 	if len(body) > maxDocBytes {
-		return nil, docErrorf("the document is larger than %d bytes", maxDocBytes)
+		return nil, docErrorf("the %s is larger than %d bytes", what, maxDocBytes)
+	}
+	return body, nil
+}
+
+func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error) {
+	body, err := d.get(ctx, clientID, "document")
+	if err != nil {
+		return nil, err
 	}
 	var doc struct {
-		ClientID     string   `json:"client_id"`
-		ClientName   string   `json:"client_name"`
-		RedirectURIs []string `json:"redirect_uris"`
-		AuthMethod   string   `json:"token_endpoint_auth_method"`
+		ClientID     string          `json:"client_id"`
+		ClientName   string          `json:"client_name"`
+		RedirectURIs []string        `json:"redirect_uris"`
+		AuthMethod   string          `json:"token_endpoint_auth_method"`
+		JWKS         json.RawMessage `json:"jwks"`
+		JWKSURI      string          `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, docErrorf("the document is not a JSON object")
@@ -173,14 +190,15 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 	switch {
 	case doc.ClientID != clientID:
 		return nil, docErrorf("the document's client_id %q is not its own URL", truncate(doc.ClientID, 200))
-	case doc.AuthMethod != "" && doc.AuthMethod != "none":
-		return nil, docErrorf("token_endpoint_auth_method %q is not supported; use none (a public client with PKCE)", doc.AuthMethod)
+	case doc.AuthMethod != "" && doc.AuthMethod != authNone && doc.AuthMethod != authPrivateKeyJWT:
+		return nil, docErrorf("token_endpoint_auth_method %q is not supported; use none (a public client with PKCE) or private_key_jwt", truncate(doc.AuthMethod, 50))
 	case len(doc.RedirectURIs) == 0 || len(doc.RedirectURIs) > 20:
 		return nil, docErrorf("redirect_uris must list 1 to 20 URIs")
 	case len(doc.ClientName) > 200:
 		return nil, docErrorf("client_name is longer than 200 characters")
 	}
-	host := req.URL.Hostname()
+	u, _ := url.Parse(clientID) // IsDocumentClientID parsed it already
+	host := u.Hostname()
 	for _, r := range doc.RedirectURIs {
 		if err := d.Policy.Check(r); err != nil && !sameHostHTTPS(r, host) {
 			return nil, docErrorf("%v", err)
@@ -190,7 +208,37 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 	if name == "" {
 		name = host
 	}
-	return &Client{ClientID: clientID, ClientName: name, RedirectURIs: doc.RedirectURIs, IssuedAt: time.Now().UTC()}, nil
+	c := &Client{ClientID: clientID, ClientName: name, RedirectURIs: doc.RedirectURIs, IssuedAt: time.Now().UTC(), AuthMethod: doc.AuthMethod}
+	if doc.AuthMethod == authPrivateKeyJWT {
+		if c.JWKS, err = d.keys(ctx, doc.JWKS, doc.JWKSURI); err != nil {
+			return nil, err
+		}
+	} else if len(doc.JWKS) > 0 || doc.JWKSURI != "" {
+		return nil, docErrorf("the document publishes keys but its token_endpoint_auth_method is not private_key_jwt")
+	}
+	return c, nil
+}
+
+// keys resolves a private_key_jwt client's JWKS: inline, or from jwks_uri through the same
+// guard as the document (fetched once, cached with it).
+func (d *Documents) keys(ctx context.Context, inline json.RawMessage, uri string) (json.RawMessage, error) {
+	switch {
+	case len(inline) > 0 && uri != "":
+		return nil, docErrorf("give jwks or jwks_uri, not both")
+	case uri != "":
+		body, err := d.get(ctx, uri, "jwks_uri")
+		if err != nil {
+			return nil, err
+		}
+		inline = body
+	case len(inline) == 0:
+		return nil, docErrorf("private_key_jwt needs the client's public keys in jwks or jwks_uri")
+	}
+	keys, err := usableJWKS(inline)
+	if err != nil {
+		return nil, docErrorf("%v", err)
+	}
+	return keys, nil
 }
 
 // sameHostHTTPS accepts an https redirect on the document's own host: the host vouches for it.

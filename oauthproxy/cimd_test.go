@@ -51,7 +51,8 @@ func startDocServer(t *testing.T) *docServer {
 
 func (d *docServer) documents(allowPrivate bool) *oauthproxy.Documents {
 	pool := d.ts.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	return &oauthproxy.Documents{Store: store.NewMemory(), RootCAs: pool, AllowPrivateAddresses: allowPrivate}
+	// Most tests fetch many documents from one address; the limit has its own test.
+	return &oauthproxy.Documents{Store: store.NewMemory(), RootCAs: pool, AllowPrivateAddresses: allowPrivate, PerMinute: 1000}
 }
 
 func TestClientIDMetadataDocuments(t *testing.T) {
@@ -62,6 +63,10 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 	d.docs["/js-redirect.json"] = `{"client_id":"%s","redirect_uris":["javascript:alert(1)"]}`
 	d.docs["/jwt.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"private_key_jwt"}`
 	d.docs["/no-redirects.json"] = `{"client_id":"%s"}`
+	d.docs["/weak-key.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"RSA","n":"` + strings.Repeat("q", 171) + `","e":"AQAB"}]}}`
+	d.docs["/two-key-sources.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[]},"jwks_uri":"https://x.example/k"}`
+	d.docs["/keys-but-public.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"jwks":{"keys":[]}}`
+	d.docs["/secret-client.json"] = `{"client_id":"%s","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_basic"}`
 	d.docs["/not-json.json"] = `<html>%s</html>`
 	docs := d.documents(true)
 	ctx := context.Background()
@@ -74,15 +79,19 @@ func TestClientIDMetadataDocuments(t *testing.T) {
 		t.Fatalf("second lookup must come from the cache: %v, %d fetches", err, d.hits.Load())
 	}
 	for path, want := range map[string]string{
-		"/other-id.json":     "not its own URL",
-		"/bad-redirect.json": "evil.example",
-		"/js-redirect.json":  "javascript",
-		"/jwt.json":          "private_key_jwt",
-		"/no-redirects.json": "redirect_uris",
-		"/not-json.json":     "not a JSON object",
-		"/redirect.json":     "HTTP 302",
-		"/large.json":        "larger than",
-		"/missing.json":      "HTTP 404",
+		"/other-id.json":        "not its own URL",
+		"/bad-redirect.json":    "evil.example",
+		"/js-redirect.json":     "javascript",
+		"/jwt.json":             "private_key_jwt",
+		"/weak-key.json":        "no usable signing key",
+		"/two-key-sources.json": "not both",
+		"/keys-but-public.json": "publishes keys",
+		"/secret-client.json":   "client_secret_basic",
+		"/no-redirects.json":    "redirect_uris",
+		"/not-json.json":        "not a JSON object",
+		"/redirect.json":        "HTTP 302",
+		"/large.json":           "larger than",
+		"/missing.json":         "HTTP 404",
 	} {
 		_, err := docs.Lookup(ctx, d.ts.URL+path)
 		var de *oauthproxy.DocumentError

@@ -21,7 +21,11 @@ type Metadata struct {
 // methods, a registration endpoint, RFC 9207 iss).
 func (m Metadata) Document() map[string]any {
 	base := strings.TrimSuffix(m.Issuer, "/")
-	return map[string]any{
+	auth := []string{"none"}
+	if m.ClientIDMetadataDocuments {
+		auth = append(auth, "private_key_jwt") // for document clients that declare it
+	}
+	doc := map[string]any{
 		"issuer":                                         base,
 		"authorization_endpoint":                         base + "/authorize",
 		"token_endpoint":                                 base + "/token",
@@ -32,12 +36,17 @@ func (m Metadata) Document() map[string]any {
 		"response_modes_supported":                       []string{"query"},
 		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
 		"code_challenge_methods_supported":               []string{"S256"},
-		"token_endpoint_auth_methods_supported":          []string{"none"},
-		"revocation_endpoint_auth_methods_supported":     []string{"none"},
+		"token_endpoint_auth_methods_supported":          auth,
+		"revocation_endpoint_auth_methods_supported":     auth,
 		"client_id_metadata_document_supported":          m.ClientIDMetadataDocuments,
 		"authorization_response_iss_parameter_supported": true,
 		"scopes_supported":                               append(append([]string{}, m.Scopes...), "offline_access"),
 	}
+	if m.ClientIDMetadataDocuments {
+		doc["token_endpoint_auth_signing_alg_values_supported"] = assertionAlgs
+		doc["revocation_endpoint_auth_signing_alg_values_supported"] = assertionAlgs
+	}
+	return doc
 }
 
 // Handler serves the document; mount it at /.well-known/oauth-authorization-server and

@@ -20,6 +20,10 @@ type Client struct {
 	RedirectURIs []string  `json:"redirect_uris"`
 	IssuedAt     time.Time `json:"issued_at"`
 	TouchedAt    time.Time `json:"touched_at,omitzero"` // last time Touch extended the registration
+	// AuthMethod is how the client authenticates at /token: "" or none (public, PKCE only) or
+	// private_key_jwt (document clients, with JWKS holding their public keys).
+	AuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
 }
 
 // Registry stores clients registered through Dynamic Client Registration.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -51,7 +52,11 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := r.PostForm
-	c, err := p.Registry.Lookup(withCaller(r), f.Get("client_id"))
+	clientID := f.Get("client_id")
+	if clientID == "" && f.Get("client_assertion") != "" {
+		clientID = assertionSubject(f.Get("client_assertion")) // RFC 7521: client_id is optional then
+	}
+	c, err := p.Registry.Lookup(withCaller(r), clientID)
 	var docErr *DocumentError
 	if errors.As(err, &docErr) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", docErr.Error())
@@ -65,6 +70,9 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if err != nil {
 		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return
+	}
+	if !p.clientAuthenticated(r.Context(), w, c, f) {
 		return
 	}
 	var resp []byte
@@ -269,11 +277,41 @@ func (p *Proxy) revoke(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the body must be a form")
 		return
 	}
+	clientID := r.PostForm.Get("client_id")
+	if clientID == "" {
+		clientID = assertionSubject(r.PostForm.Get("client_assertion"))
+	}
+	// A client that must authenticate does so here too; public clients are identified only.
+	if c, err := p.Registry.Lookup(withCaller(r), clientID); err == nil {
+		if !p.clientAuthenticated(r.Context(), w, c, r.PostForm) {
+			return
+		}
+	} else if !errors.Is(err, ErrUnknownClient) {
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return
+	}
 	var rec rtRecord
-	if err := getJSON(r.Context(), p.Store, kindRT, hashKey(r.PostForm.Get("token")), &rec); err == nil && rec.ClientID == r.PostForm.Get("client_id") {
+	if err := getJSON(r.Context(), p.Store, kindRT, hashKey(r.PostForm.Get("token")), &rec); err == nil && rec.ClientID == clientID {
 		p.revokeGrant(r.Context(), rec.GrantID, "revoked_by_client")
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// clientAuthenticated runs authenticateClient and answers the failure: 401 invalid_client
+// or 503 when the store cannot record the
+// assertion's single use.
+func (p *Proxy) clientAuthenticated(ctx context.Context, w http.ResponseWriter, c *Client, form url.Values) bool {
+	err := p.authenticateClient(ctx, c, form)
+	var authErr *clientAuthError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &authErr):
+		oauthError(w, http.StatusUnauthorized, "invalid_client", authErr.reason)
+	default:
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+	}
+	return false
 }
 
 // UpstreamToken resolves an access token id to the user's current Entra token (Tokens.Upstream).
