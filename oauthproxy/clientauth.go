@@ -207,8 +207,8 @@ func publicKey(k jwk) (any, error) {
 		if k.Crv != "P-256" || errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
 			return nil, errors.New("EC keys must be P-256")
 		}
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if _, err := pub.ECDH(); err != nil { // rejects points not on the curve
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil { // not a point on the curve
 			return nil, errors.New("EC key is not a point on P-256")
 		}
 		return pub, nil

@@ -23,7 +23,8 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 func ecJWK(t *testing.T, kid string) (*ecdsa.PrivateKey, string) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	j, _ := json.Marshal(map[string]string{"kty": "EC", "crv": "P-256", "kid": kid, "x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))})
+	raw, _ := k.PublicKey.Bytes() // 0x04 || X || Y
+	j, _ := json.Marshal(map[string]string{"kty": "EC", "crv": "P-256", "kid": kid, "x": b64(raw[1:33]), "y": b64(raw[33:])})
 	return k, string(j)
 }
 
