@@ -43,6 +43,25 @@ func TestProxyTokenEndpointAttacks(t *testing.T) {
 		t.Fatalf("a code shown to another client must not work afterwards: %d", status)
 	}
 
+	// A refresh token presented by another client: refused, and the owner's token still works
+	// (the thief learns nothing and spoils nothing it could not use anyway).
+	status, tok := e.tokenReq(t, codeGrant(e.signIn(t, verifier, "alice").Get("code")))
+	rt, _ := tok["refresh_token"].(string)
+	if status != 200 || rt == "" {
+		t.Fatalf("code exchange: %d %v", status, tok)
+	}
+	if status, b := proxytest.Token(t, e.ts.URL, thief, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("refresh by another client: %d %v", status, b)
+	}
+	if status, b := e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}); status != 200 {
+		t.Fatalf("the owner's refresh after a foreign attempt: %d %v", status, b)
+	}
+	// A wrong PKCE verifier: refused.
+	if status, b := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {e.signIn(t, verifier, "alice").Get("code")},
+		"redirect_uri": {proxytest.RedirectURI}, "code_verifier": {strings.Repeat("w", 60)}}); status != 400 || b["error"] != "invalid_grant" {
+		t.Fatalf("wrong verifier: %d %v", status, b)
+	}
+
 	// Wrong redirect_uri, wrong resource, missing verifier, repeated grant_type, unknown grant.
 	for name, form := range map[string]url.Values{
 		"redirect_uri mismatch": {"grant_type": {"authorization_code"}, "code": {e.signIn(t, verifier, "alice").Get("code")}, "redirect_uri": {"http://127.0.0.1:9/other"}, "code_verifier": {verifier}},
@@ -73,8 +92,9 @@ func TestProxyTokenEndpointAttacks(t *testing.T) {
 
 	// Revocation: only the owning client's refresh token revokes, and then the access token
 	// stops working at once.
-	_, tok := e.tokenReq(t, codeGrant(e.signIn(t, verifier, "bob").Get("code")))
-	rt, at := tok["refresh_token"].(string), tok["access_token"].(string)
+	_, tok = e.tokenReq(t, codeGrant(e.signIn(t, verifier, "bob").Get("code")))
+	rt = tok["refresh_token"].(string)
+	at := tok["access_token"].(string)
 	http.PostForm(e.ts.URL+"/revoke", url.Values{"client_id": {thief}, "token": {rt}})
 	if status, _ := e.call(t, at); status != 200 {
 		t.Fatalf("another client revoked bob's grant: %d", status)

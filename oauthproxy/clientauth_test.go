@@ -102,7 +102,11 @@ func TestPrivateKeyJWTDocumentClients(t *testing.T) {
 			"unknown kid":        with(assertion(t, c.method, c.key, "nope", clientID, tokenURL, nil)),
 			"HS256 with the kid": with(assertion(t, jwt.SigningMethodHS256, []byte("secret-secret-secret-secret-1234"), c.kid, clientID, tokenURL, nil)),
 			"alg none":           with(strings.Join(strings.Split(assertion(t, c.method, c.key, c.kid, clientID, tokenURL, nil), ".")[:2], ".") + "."),
-			"client secret":      func() url.Values { f := with(assertion(t, c.method, c.key, c.kid, clientID, tokenURL, nil)); f.Set("client_secret", "x"); return f }(),
+			"client secret": func() url.Values {
+				f := with(assertion(t, c.method, c.key, c.kid, clientID, tokenURL, nil))
+				f.Set("client_secret", "x")
+				return f
+			}(),
 		}
 		for name, form := range bad {
 			if status, body := proxytest.Token(t, e.ts.URL, clientID, form); status != 401 || body["error"] != "invalid_client" {

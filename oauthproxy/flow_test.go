@@ -244,6 +244,18 @@ func TestProxyConsentBoundToTheBrowser(t *testing.T) {
 		"unregistered redirect": func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9/other") },
 		"unknown client":        func(v url.Values) { v.Set("client_id", "mcp_nope") },
 		"second redirect_uri":   func(v url.Values) { v.Add("redirect_uri", "https://evil.example/cb") },
+		// Variants of the registered http://127.0.0.1:9/cb: none is the same redirect.
+		"trailing slash":  func(v url.Values) { v.Set("redirect_uri", proxytest.RedirectURI+"/") },
+		"path case":       func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9/CB") },
+		"added query":     func(v url.Values) { v.Set("redirect_uri", proxytest.RedirectURI+"?next=https://evil.example") },
+		"fragment":        func(v url.Values) { v.Set("redirect_uri", proxytest.RedirectURI+"#x") },
+		"userinfo":        func(v url.Values) { v.Set("redirect_uri", "http://evil.example@127.0.0.1:9/cb") },
+		"encoded dots":    func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9/cb/%2e%2e/cb") },
+		"dot segments":    func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9/x/../cb") },
+		"other host":      func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.2:9/cb") },
+		"https scheme":    func(v url.Values) { v.Set("redirect_uri", "https://127.0.0.1:9/cb") },
+		"backslash":       func(v url.Values) { v.Set("redirect_uri", "http://127.0.0.1:9\\@evil.example/cb") },
+		"repeated client": func(v url.Values) { v.Add("client_id", "mcp_other") },
 	} {
 		resp := authorizeEdited(t, e, q, edit)
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
