@@ -453,6 +453,75 @@ func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
 	}
 }
 
+// rtCounter counts live refresh-token records written through it (Put minus Delete), to
+// show that a refresh that lost a race leaves no record behind.
+type rtCounter struct {
+	store.Store
+	live *atomic.Int64
+}
+
+func (c rtCounter) Put(ctx context.Context, kind, key string, v []byte, ttl time.Duration) error {
+	if kind == "rt" {
+		c.live.Add(1)
+	}
+	return c.Store.Put(ctx, kind, key, v, ttl)
+}
+
+func (c rtCounter) Delete(ctx context.Context, kind, key string) error {
+	if kind == "rt" {
+		c.live.Add(-1)
+	}
+	return c.Store.Delete(ctx, kind, key)
+}
+
+// Parallel refreshes of one token while the Entra token needs renewing (every refresh here
+// renews it, and Entra answers slowly): one replica renews, the others wait for it instead
+// of failing, and all get the one rotated answer; Entra sees one refresh; the losers' token
+// records are gone.
+func TestConcurrentRefreshDuringEntraRenewal(t *testing.T) {
+	redis := redistest.Start(t)
+	var live atomic.Int64
+	open := redisStores(t, redis.URL)
+	e := startReplicasWith(t, 3, func() store.Store { return rtCounter{open(), &live} }, func(c *emulator.Config) {
+		c.Settings.AccessTokenLifetimeMin = emulator.Duration(8 * time.Minute) // 3 min left: under the renewal margin
+		c.Settings.AccessTokenLifetimeMax = emulator.Duration(8 * time.Minute)
+	})
+	verifier := strings.Repeat("v", 60)
+	for round := range 3 {
+		q := e.signIn(t, verifier, "alice")
+		_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+		rt := tok["refresh_token"].(string)
+		e.em.SetLatency(emulator.Login, 300*time.Millisecond)
+		before, liveBefore := e.em.Stats(), live.Load()
+		var wg sync.WaitGroup
+		answers := make([]map[string]any, 4)
+		statuses := make([]int, 4)
+		for i := range answers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i], answers[i] = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+			}()
+		}
+		wg.Wait()
+		e.em.SetLatency(emulator.Login, 0)
+		for i := range answers {
+			if statuses[i] != 200 || answers[i]["access_token"] != answers[0]["access_token"] || answers[i]["refresh_token"] != answers[0]["refresh_token"] {
+				t.Fatalf("round %d: parallel refreshes during renewal: %v %v", round, statuses, answers[i])
+			}
+		}
+		if d := e.em.Stats().Token["refresh_token"] - before.Token["refresh_token"]; d != 1 {
+			t.Errorf("round %d: Entra refreshes %d, want 1", round, d)
+		}
+		if d := live.Load() - liveBefore; d != 1 {
+			t.Errorf("round %d: %d new refresh-token records, want 1 (no orphans from the losers)", round, d)
+		}
+		if status, _ := e.call(t, answers[0]["access_token"].(string)); status != 200 {
+			t.Fatalf("round %d: MCP call with the answer: %d", round, status)
+		}
+	}
+}
+
 // The proxy costs Entra one code redemption per sign-in and nothing per refresh while the
 // stored Entra token is fresh, nor per MCP call (signing keys stay cached).
 func TestProxyEntraRoundTrips(t *testing.T) {

@@ -123,32 +123,44 @@ func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifi
 	case resource != "" && resource != p.Resource:
 		return nil, &tokenError{http.StatusBadRequest, "invalid_target", "resource must be " + p.Resource}
 	}
-	return p.issue(ctx, c.ClientID, rec.GrantID, "authorization_code")
+	resp, _, terr := p.issue(ctx, c.ClientID, rec.GrantID, "authorization_code")
+	return resp, terr
 }
 
 // issue makes an access token and a refresh token for the grant.
-func (p *Proxy) issue(ctx context.Context, clientID, grantID, grantType string) ([]byte, *tokenError) {
+// issuedRecords names the store records behind one token response, so a response that is
+// never sent (a concurrent refresh won) can be deleted instead of lingering.
+type issuedRecords struct{ jti, rtKey string }
+
+func (r issuedRecords) discard(ctx context.Context, s store.Store) {
+	s.Delete(ctx, kindAT, r.jti)
+	s.Delete(ctx, kindRT, r.rtKey)
+}
+
+func (p *Proxy) issue(ctx context.Context, clientID, grantID, grantType string) ([]byte, issuedRecords, *tokenError) {
 	var g grantRecord
 	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
-		return nil, storeErr(err, "the sign-in was revoked")
+		return nil, issuedRecords{}, storeErr(err, "the sign-in was revoked")
 	}
 	if g.Revoked {
-		return nil, invalidGrant("the sign-in was revoked")
+		return nil, issuedRecords{}, invalidGrant("the sign-in was revoked")
 	}
 	at, jti, exp, err := p.Tokens.Issue(Grant{TenantID: g.TenantID, ObjectID: g.ObjectID, Name: g.Name, PreferredUsername: g.UPN,
 		ClientID: clientID, Scopes: g.Scopes, Roles: g.Roles, Groups: g.Groups})
 	if err != nil {
-		return nil, unavailable()
+		return nil, issuedRecords{}, unavailable()
 	}
 	rt := randomID() + randomID()
+	recs := issuedRecords{jti: jti, rtKey: hashKey(rt)}
 	if putJSON(ctx, p.Store, kindAT, jti, grantID, time.Until(exp)+time.Minute) != nil ||
-		putJSON(ctx, p.Store, kindRT, hashKey(rt), rtRecord{ClientID: clientID, GrantID: grantID}, 90*24*time.Hour) != nil {
-		return nil, unavailable()
+		putJSON(ctx, p.Store, kindRT, recs.rtKey, rtRecord{ClientID: clientID, GrantID: grantID}, 90*24*time.Hour) != nil {
+		recs.discard(ctx, p.Store) // best effort: half a token pair is no use to anyone
+		return nil, issuedRecords{}, unavailable()
 	}
 	p.event(Event{Name: "token.issued", ClientID: clientID, TenantID: g.TenantID, ObjectID: g.ObjectID, Reason: grantType})
 	b, _ := json.Marshal(map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(time.Until(exp).Seconds()),
 		"refresh_token": rt, "scope": strings.Join(p.UpstreamScopes, " ")})
-	return b, nil
+	return b, recs, nil
 }
 
 func (p *Proxy) grace() time.Duration {
@@ -180,7 +192,15 @@ func (p *Proxy) refreshGrant(ctx context.Context, c *Client, rt string) ([]byte,
 	if terr := p.refreshUpstream(ctx, rec.GrantID); terr != nil {
 		return nil, terr
 	}
-	resp, terr := p.issue(ctx, c.ClientID, rec.GrantID, "refresh_token")
+	// The upstream renewal may have waited for a parallel refresh of this very token: if
+	// that one has answered meanwhile, this duplicate gets its answer.
+	if err := getJSON(ctx, p.Store, kindRT, key, &rec); err != nil {
+		return nil, storeErr(err, "the refresh token is invalid or expired")
+	}
+	if !rec.UsedAt.IsZero() {
+		return p.reused(ctx, rec)
+	}
+	resp, recs, terr := p.issue(ctx, c.ClientID, rec.GrantID, "refresh_token")
 	if terr != nil {
 		return nil, terr
 	}
@@ -199,9 +219,11 @@ func (p *Proxy) refreshGrant(ctx context.Context, c *Client, rt string) ([]byte,
 		return b, p.grace() + time.Hour, err
 	})
 	if err != nil {
+		recs.discard(ctx, p.Store)
 		return nil, storeErr(err, "the refresh token is invalid or expired")
 	}
 	if winner != nil {
+		recs.discard(ctx, p.Store) // ours is never sent: leave no usable records behind
 		return winner, nil
 	}
 	return resp, nil
@@ -227,12 +249,17 @@ func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError
 	if time.Until(g.EntraExpiry) > 5*time.Minute {
 		return nil
 	}
-	// Only one replica refreshes a user's Entra token at a time: a short lock record.
+	// Only one replica refreshes a user's Entra token at a time: a short lock record. The
+	// others wait for its result rather than fail, because clients refresh in parallel.
 	if err := p.Store.Create(ctx, "lock", grantID, []byte("1"), 30*time.Second); err != nil {
-		if errors.Is(err, store.ErrAlreadyExists) {
-			return &tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "a refresh is in progress; retry in a moment"}
+		if !errors.Is(err, store.ErrAlreadyExists) {
+			return unavailable()
 		}
-		return unavailable()
+		renewed, terr := p.awaitUpstream(ctx, grantID, g.EntraExpiry)
+		if terr != nil || renewed {
+			return terr
+		}
+		// The lock is ours now (its holder gave up or died): renew below.
 	}
 	defer p.Store.Delete(ctx, "lock", grantID)
 	t, err := p.upstreamToken(ctx, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {g.EntraRefresh},
@@ -254,6 +281,38 @@ func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError
 		b, err := json.Marshal(cur)
 		return b, 90 * 24 * time.Hour, err
 	}), "the sign-in was revoked")
+}
+
+// awaitUpstream waits (up to 10 s) while another request renews grantID's Entra token, whose
+// expiry was seen before waiting. It reports renewed when the stored token changed; false
+// with no error means the lock was released without a renewal and is now the caller's.
+func (p *Proxy) awaitUpstream(ctx context.Context, grantID string, seen time.Time) (renewed bool, terr *tokenError) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false, unavailable()
+		case <-time.After(50 * time.Millisecond):
+		}
+		var g grantRecord
+		if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {
+			return false, storeErr(err, "the sign-in was revoked")
+		}
+		if g.Revoked {
+			return false, invalidGrant("the sign-in was revoked")
+		}
+		if !g.EntraExpiry.Equal(seen) {
+			return true, nil
+		}
+		err := p.Store.Create(ctx, "lock", grantID, []byte("1"), 30*time.Second)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, store.ErrAlreadyExists) {
+			return false, unavailable()
+		}
+	}
+	return false, &tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "the Microsoft sign-in is being renewed; retry in a moment"}
 }
 
 // revokeGrant ends a family: its tokens stop working at once (access tokens resolve through it).
