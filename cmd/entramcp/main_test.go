@@ -521,17 +521,8 @@ func TestDevProxyStateSurvivesRestart(t *testing.T) {
 
 	cmd, _, _ = startCLIIn(t, dir, "dev", "--mode", "proxy", "--listen", listen)
 	defer stopCLI(t, cmd)
-	req, _ := http.NewRequest(http.MethodPost, info.MCPURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
-	req.Header.Set("Authorization", "Bearer "+at)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("the access token issued before the restart: %d %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	if status := mcpInitialize(t, info.MCPURL, at); status != 200 {
+		t.Errorf("the access token issued before the restart: %d", status)
 	}
 	status, tok = proxytest.Token(t, base, client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
 	if status != 200 || tok["refresh_token"] == rt {
