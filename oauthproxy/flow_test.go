@@ -29,8 +29,9 @@ import (
 type proxyEnv struct {
 	em     *emulator.Emulator
 	ts     *httptest.Server
-	proxy  *oauthproxy.Proxy
-	client string
+	proxy    *oauthproxy.Proxy   // the first replica
+	replicas []*oauthproxy.Proxy // all of them
+	client   string
 }
 
 // redisStores opens a new client of the Redis at url for each replica.
@@ -76,7 +77,7 @@ func startReplicasWith(t testing.TB, n int, open func() store.Store, mutate func
 	v.Start(ctx)
 	kr, _ := store.NewRandomKeyring()
 	shared := open()
-	var first *oauthproxy.Proxy
+	var all []*oauthproxy.Proxy
 	for i := range n {
 		st := store.Encrypted(shared, kr)
 		if i > 0 {
@@ -99,11 +100,9 @@ func startReplicasWith(t testing.TB, n int, open func() store.Store, mutate func
 			json.NewEncoder(w).Encode(map[string]string{"oid": id.ObjectID, "upstream_aud": audOf(id.Token())})
 		})))
 		muxes[i] = mux
-		if first == nil {
-			first = p
-		}
+		all = append(all, p)
 	}
-	return &proxyEnv{em: em, ts: ts, proxy: first, client: proxytest.Register(t, ts.URL, "Test client")}
+	return &proxyEnv{em: em, ts: ts, proxy: all[0], replicas: all, client: proxytest.Register(t, ts.URL, "Test client")}
 }
 
 func audOf(jwt string) string {
