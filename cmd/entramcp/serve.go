@@ -32,7 +32,7 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "GRAPH_BASE_URL", Flag: "graph-base-url", Help: "Microsoft Graph root (default: the cloud's, e.g. https://graph.microsoft.com)"},
 		&config.Setting{Env: "ENTRAMCP_ADMIN_GROUP_ID", Flag: "admin-group-id", Help: "object id of the Entra group whose members may use the admin-only tools"},
 		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
-		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process) or redis://host:6379/0 (replicas); empty keeps On-Behalf-Of results in memory"},
+		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process), redis://host:6379/0 (replicas) or memory:; empty: proxy mode uses DATA_DIR/entramcp.db, verify mode keeps On-Behalf-Of results in memory"},
 		&config.Setting{Env: "ENTRAMCP_DATA_DIR", Flag: "data-dir", Help: "proxy mode without ENTRAMCP_STORE keeps its state in DATA_DIR/entramcp.db (bbolt, one process; needs ENTRAMCP_ENCRYPTION_KEY); default $XDG_STATE_HOME/entramcp or ~/.local/state/entramcp"},
 		&config.Setting{Env: "ENTRAMCP_CIMD_ALLOW_PRIVATE", Flag: "cimd-allow-private", Default: "false", Help: "dev and tests only: fetch client metadata documents from loopback and private addresses (turns the SSRF guard off)"},
 		&config.Setting{Env: "ENTRAMCP_ENCRYPTION_KEY", Flag: "encryption-key", Secret: true, Help: "key(s) sealing the store at rest: [kid:]base64 of 32 random bytes, comma-separated, newest first"},
