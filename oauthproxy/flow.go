@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,9 @@ type authzRecord struct {
 	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
 	Browser, CSRF                                              string
 	LoginHint                                                  string // forwarded to Entra
+	// Prompt is what Entra gets of the client's prompt: login or select_account (they only
+	// add user interaction), or none once our consent is settled (remembered).
+	Prompt string
 	// Remember: the user ticked "don't ask again" (stored at the callback, bound to the user).
 	// Remembered: consent was skipped for RememberedUser (tid:oid); the callback checks it.
 	Remember       bool
@@ -248,23 +252,41 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectErr(w, r, redirect, state, "invalid_target", "resource must be "+p.Resource)
 	case !validHint(q.Get("login_hint")):
 		p.redirectErr(w, r, redirect, state, "invalid_request", "login_hint must be at most 256 printable characters")
+	case len(q.Get("prompt")) > 64:
+		p.redirectErr(w, r, redirect, state, "invalid_request", "prompt is too long")
 	default:
 		browser := randomID()
 		http.SetCookie(w, &http.Cookie{Name: p.cookieName(), Value: browser, Path: "/", HttpOnly: true, Secure: p.secure(), SameSite: http.SameSiteLaxMode, MaxAge: 600})
 		id, csrf := randomID(), randomID()
+		prompts := strings.Fields(q.Get("prompt"))
 		rec := authzRecord{ClientID: c.ClientID, ClientName: c.ClientName, RedirectURI: redirect, State: state, Challenge: q.Get("code_challenge"),
 			Scope: q.Get("scope"), Browser: hashKey(browser), CSRF: csrf, LoginHint: q.Get("login_hint")}
+		for _, want := range []string{"login", "select_account"} {
+			if slices.Contains(prompts, want) {
+				rec.Prompt = want
+			}
+		}
 		if err := putJSON(r.Context(), p.Store, kindAuthz, id, rec, 10*time.Minute); err != nil {
 			p.redirectErr(w, r, redirect, state, "temporarily_unavailable", "the sign-in service is temporarily unavailable")
 			return
 		}
-		if key := p.rememberKey(r, c.ClientID, redirect); key != "" && q.Get("prompt") != "consent" {
+		if key := p.rememberKey(r, c.ClientID, redirect); key != "" && !slices.Contains(prompts, "consent") {
 			var rem rememberRecord
 			if getJSON(r.Context(), p.Store, kindRemember, key, &rem) == nil {
 				rec.Remembered, rec.RememberedUser, rec.RememberKey = true, rem.User, key
+				if slices.Contains(prompts, "none") {
+					rec.Prompt = "none" // no page here; Entra may still need one, and says so
+				}
 				p.toEntra(w, r, id, rec)
 				return
 			}
+		}
+		if slices.Contains(prompts, "none") {
+			// A client cannot skip our consent by asking for no UI: without a remembered
+			// approval the answer is the OIDC error, and nothing is forwarded to Entra.
+			p.Store.Delete(r.Context(), kindAuthz, id)
+			p.redirectErr(w, r, redirect, state, "consent_required", "the user has not approved this application in this browser; sign in interactively")
+			return
 		}
 		p.renderConsent(w, id, csrf, rec)
 	}
@@ -388,6 +410,9 @@ func (p *Proxy) toEntra(w http.ResponseWriter, r *http.Request, id string, rec a
 	if rec.LoginHint != "" {
 		q.Set("login_hint", rec.LoginHint) // saves the user picking an account; Entra still authenticates
 	}
+	if rec.Prompt != "" {
+		q.Set("prompt", rec.Prompt)
+	}
 	http.Redirect(w, r, "https://"+p.AuthorityHost+"/"+p.TenantID+"/oauth2/v2.0/authorize?"+q.Encode(), http.StatusFound)
 }
 
@@ -410,7 +435,11 @@ func (p *Proxy) callback(w http.ResponseWriter, r *http.Request) {
 	if e := q.Get("error"); e != "" {
 		e = oauthErrorCode(e)
 		p.event(Event{Name: "signin.failed", ClientID: rec.ClientID, Reason: "entra_" + e})
-		p.redirectErr(w, r, rec.RedirectURI, rec.State, "access_denied", "sign-in at Microsoft failed: "+e)
+		code := "access_denied"
+		if rec.Prompt == "none" && (e == "interaction_required" || e == "login_required" || e == "consent_required") {
+			code = e // the client asked for no UI: it must learn that UI is needed
+		}
+		p.redirectErr(w, r, rec.RedirectURI, rec.State, code, "sign-in at Microsoft failed: "+e)
 		return
 	}
 	tok, err := p.upstreamToken(r.Context(), url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},

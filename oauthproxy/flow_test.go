@@ -27,8 +27,8 @@ import (
 )
 
 type proxyEnv struct {
-	em     *emulator.Emulator
-	ts     *httptest.Server
+	em       *emulator.Emulator
+	ts       *httptest.Server
 	proxy    *oauthproxy.Proxy   // the first replica
 	replicas []*oauthproxy.Proxy // all of them
 	client   string
@@ -337,6 +337,40 @@ func TestProxyRemembersConsentPerBrowserAndUser(t *testing.T) {
 		return r, b
 	}(); resp.StatusCode != 200 || !strings.Contains(string(page), `id="approve"`) {
 		t.Fatalf("prompt=consent must show the page: %d", resp.StatusCode)
+	}
+	// prompt=none: with the approval remembered, no page anywhere (Entra's session is
+	// reused) and a code comes back; in a browser without it, consent_required straight back
+	// to the client, nothing sent to Entra.
+	noUI := func(b *http.Client) *url.URL {
+		r, err := b.Get(authorizeURL + "&prompt=none")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), proxytest.RedirectURI) {
+			t.Fatalf("prompt=none must end at the client without a page: %d %v", r.StatusCode, loc)
+		}
+		return loc
+	}
+	if loc := noUI(browser); loc.Query().Get("code") == "" {
+		t.Fatalf("prompt=none with a remembered approval: %v", loc)
+	}
+	stranger := &http.Client{CheckRedirect: browser.CheckRedirect, Transport: browser.Transport}
+	if loc := noUI(stranger); loc.Query().Get("error") != "consent_required" || loc.Query().Get("state") != "st" {
+		t.Fatalf("prompt=none without an approval: %v", loc)
+	}
+	// Without Entra's session cookie (the approval still remembered here): Entra cannot sign
+	// in without UI, and the client is told so in OIDC terms.
+	ours, _ := url.Parse(e.ts.URL)
+	onlyOurs, _ := cookiejar.New(nil)
+	for _, c := range jar.Cookies(ours) { // both listen on 127.0.0.1, and cookies ignore ports
+		if c.Name != "ESTSAUTH" {
+			onlyOurs.SetCookies(ours, []*http.Cookie{c})
+		}
+	}
+	if loc := noUI(&http.Client{Transport: browser.Transport, Jar: onlyOurs, CheckRedirect: browser.CheckRedirect}); loc.Query().Get("error") != "login_required" && loc.Query().Get("error") != "interaction_required" {
+		t.Fatalf("prompt=none after Entra's session ended: %v", loc)
 	}
 
 	// Bob on the same browser (Entra session gone): the remembered consent is alice's, so bob is refused...
