@@ -165,19 +165,36 @@ func coords(pub *ecdsa.PublicKey) (string, string) {
 // Rotate adds a new signing key and drops keys retired longer than the overlap ago. It updates
 // the stored set atomically, so concurrent rotations on two replicas do not lose a key.
 func (ks *KeySet) Rotate(ctx context.Context) error {
+	_, err := ks.rotate(ctx, 0)
+	return err
+}
+
+// RotateIfOlder rotates when the signing key is older than maxAge. The age is checked inside
+// the atomic update, so replicas calling it together rotate once.
+func (ks *KeySet) RotateIfOlder(ctx context.Context, maxAge time.Duration) (rotated bool, err error) {
+	return ks.rotate(ctx, maxAge)
+}
+
+func (ks *KeySet) rotate(ctx context.Context, maxAge time.Duration) (bool, error) {
 	if ks.st == nil {
-		return errors.New("keys given by ENTRAMCP_SIGNING_KEY are rotated by changing the setting")
+		return false, errors.New("keys given by ENTRAMCP_SIGNING_KEY are rotated by changing the setting")
 	}
 	now := ks.now()
 	k, err := newKey(now)
 	if err != nil {
-		return err
+		return false, err
 	}
+	rotated := false
 	err = ks.st.Update(ctx, keysKind, keysKey, func(old []byte) ([]byte, time.Duration, error) {
 		keys, err := decodeKeys(old)
 		if err != nil {
 			return nil, 0, err
 		}
+		if maxAge > 0 && now.Sub(keys[0].Created) < maxAge {
+			rotated = false
+			return old, 0, nil // young enough (or another replica just rotated)
+		}
+		rotated = true
 		next := []*signingKey{k}
 		// A key stays while a token it signed can still be valid: it stopped signing when the
 		// next newer key was made.
@@ -194,9 +211,35 @@ func (ks *KeySet) Rotate(ctx context.Context) error {
 		return data, 0, err
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
-	return ks.reload(ctx)
+	return rotated, ks.reload(ctx)
+}
+
+// KeepFresh rotates the signing key whenever it is older than maxAge, checking every hour
+// until ctx ends. Failures (the store is down) are retried at the next check.
+func (ks *KeySet) KeepFresh(ctx context.Context, maxAge time.Duration, onRotate func(error)) {
+	if ks.st == nil || maxAge <= 0 {
+		return
+	}
+	check := func() {
+		if rotated, err := ks.RotateIfOlder(ctx, maxAge); rotated || err != nil {
+			if onRotate != nil && ctx.Err() == nil {
+				onRotate(err)
+			}
+		}
+	}
+	check()
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
 }
 
 func (ks *KeySet) current() *signingKey {

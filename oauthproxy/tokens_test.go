@@ -12,6 +12,8 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +213,45 @@ func TestCachedTokenRefusedWhenItsKeyIsDropped(t *testing.T) {
 	}
 	if _, err := tk.Verify(context.Background(), tok); reasonOf(err) != entra.ReasonKeyNotFound {
 		t.Fatalf("a cached token from a dropped key: %v", err)
+	}
+}
+
+// Scheduled rotation: a key younger than the maximum age stays; once older, replicas asking at
+// the same moment rotate once between them, and both sign with the new key afterwards.
+func TestSigningKeysRotateOnceWhenOld(t *testing.T) {
+	now := time.Now()
+	kr, _ := store.NewRandomKeyring()
+	st := store.Encrypted(store.NewMemory(), kr)
+	a, b := newTokens(t, st, &now), newTokens(t, st, &now)
+	first := a.Keys.current().Kid
+	for _, ks := range []*KeySet{a.Keys, b.Keys} {
+		if rotated, err := ks.RotateIfOlder(context.Background(), 30*24*time.Hour); err != nil || rotated {
+			t.Fatalf("a fresh key was rotated: %v %v", rotated, err)
+		}
+	}
+	now = now.Add(31 * 24 * time.Hour)
+	var wg sync.WaitGroup
+	var rotations atomic.Int32
+	for _, ks := range []*KeySet{a.Keys, b.Keys, a.Keys, b.Keys} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rotated, err := ks.RotateIfOlder(context.Background(), 30*24*time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			if rotated {
+				rotations.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if rotations.Load() != 1 {
+		t.Fatalf("%d rotations from four simultaneous checks, want 1", rotations.Load())
+	}
+	a.Keys.Reload(context.Background())
+	b.Keys.Reload(context.Background())
+	if a.Keys.current().Kid == first || a.Keys.current().Kid != b.Keys.current().Kid {
+		t.Fatalf("after rotation: a signs with %s, b with %s (first %s)", a.Keys.current().Kid, b.Keys.current().Kid, first)
 	}
 }

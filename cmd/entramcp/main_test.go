@@ -222,6 +222,7 @@ func TestServeConfigurationErrors(t *testing.T) {
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRA_CLIENT_SECRET=s3cr3t-value", "ENTRAMCP_DATA_DIR=" + t.TempDir()}, nil, "ENTRAMCP_ENCRYPTION_KEY: is required"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRA_CLIENT_SECRET=s3cr3t-value", "ENTRAMCP_DATA_DIR=" + t.TempDir(), "ENTRAMCP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, nil, "does not look random"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CIMD_ALLOW_PRIVATE=sometimes"}, nil, "ENTRAMCP_CIMD_ALLOW_PRIVATE"},
+		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_ACCESS_TOKEN_LIFETIME=1m"}, nil, "must be between 5m and 24h"},
 		{[]string{"ENTRA_CLIENT_ID=3f1c9a52-7e04-4c1b-8a6d-5b2e9f0d4c71", "ENTRA_TENANT_ID=6d3f2a10-4b8c-4e7a-9f21-0c5e8b7a9d34", "ENTRAMCP_CA_FILE=/nonexistent.pem"}, nil, "ENTRAMCP_CA_FILE"},
 	}
 	for _, c := range cases {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/entramcp/entramcp/internal/cli"
 	"github.com/entramcp/entramcp/internal/config"
@@ -33,6 +34,7 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "ENTRAMCP_ADMIN_GROUP_ID", Flag: "admin-group-id", Help: "object id of the Entra group whose members may use the admin-only tools"},
 		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
 		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process), redis://host:6379/0 (replicas) or memory:; empty: proxy mode uses DATA_DIR/entramcp.db, verify mode keeps On-Behalf-Of results in memory"},
+		&config.Setting{Env: "ENTRAMCP_ACCESS_TOKEN_LIFETIME", Flag: "access-token-lifetime", Default: "1h", Help: "proxy mode: how long the proxy's access tokens live (5m to 24h); clients refresh after it"},
 		&config.Setting{Env: "ENTRAMCP_DATA_DIR", Flag: "data-dir", Help: "proxy mode without ENTRAMCP_STORE keeps its state in DATA_DIR/entramcp.db (bbolt, one process; needs ENTRAMCP_ENCRYPTION_KEY); default $XDG_STATE_HOME/entramcp or ~/.local/state/entramcp"},
 		&config.Setting{Env: "ENTRAMCP_CIMD_ALLOW_PRIVATE", Flag: "cimd-allow-private", Default: "false", Help: "dev and tests only: fetch client metadata documents from loopback and private addresses (turns the SSRF guard off)"},
 		&config.Setting{Env: "ENTRAMCP_ENCRYPTION_KEY", Flag: "encryption-key", Secret: true, Help: "key(s) sealing the store at rest: [kid:]base64 of 32 random bytes, comma-separated, newest first"},
@@ -85,6 +87,12 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 	}
 	if c.Leeway, err = set.Duration("ENTRAMCP_TOKEN_LEEWAY"); err != nil {
 		return c, err
+	}
+	if c.AccessTokenLifetime, err = set.Duration("ENTRAMCP_ACCESS_TOKEN_LIFETIME"); err != nil {
+		return c, err
+	}
+	if c.AccessTokenLifetime < 5*time.Minute || c.AccessTokenLifetime > 24*time.Hour {
+		return c, set.Errorf("ENTRAMCP_ACCESS_TOKEN_LIFETIME", "%s must be between 5m and 24h", c.AccessTokenLifetime)
 	}
 	if c.GroupCacheTTL, err = set.Duration("ENTRAMCP_GROUP_CACHE_TTL"); err != nil {
 		return c, err

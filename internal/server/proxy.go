@@ -59,7 +59,12 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	keys, err := oauthproxy.LoadKeys(ctx, st, cfg.SigningKey, 2*time.Hour)
+	lifetime := cfg.AccessTokenLifetime
+	if lifetime <= 0 {
+		lifetime = time.Hour
+	}
+	// A retired key verifies for as long as the tokens it signed can live (plus clock skew).
+	keys, err := oauthproxy.LoadKeys(ctx, st, cfg.SigningKey, lifetime+cfg.Leeway+5*time.Minute)
 	if err != nil {
 		return &ConfigError{"ENTRAMCP_SIGNING_KEY", err.Error()}
 	}
@@ -89,7 +94,7 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 		}
 		s.audit.Record(audit.Event{Event: "proxy." + e.Name, TenantID: e.TenantID, ObjectID: e.ObjectID, AppID: e.ClientID, Outcome: outcome, Reason: e.Reason})
 	}
-	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: base, Resource: s.mcpURL, Leeway: cfg.Leeway, Upstream: p.UpstreamToken}
+	p.Tokens = &oauthproxy.Tokens{Keys: keys, Issuer: base, Resource: s.mcpURL, Leeway: cfg.Leeway, Lifetime: lifetime, Upstream: p.UpstreamToken}
 	s.proxy = p
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/entramcp/entramcp/internal/proxytest"
 	"github.com/entramcp/entramcp/internal/server"
@@ -30,7 +31,7 @@ func getJSON(t *testing.T, url string) map[string]any {
 // signs the user in through Entra and calls Graph tools as that user: the proxy token resolves
 // to the stored Entra token for On-Behalf-Of. Pre-authorized clients' Entra tokens still work.
 func TestProxyModeEndToEnd(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Mode = "proxy" }})
+	env := testenv.Start(t, testenv.Options{Server: func(c *server.Config) { c.Mode, c.AccessTokenLifetime = "proxy", 20*time.Minute }})
 	base := strings.TrimSuffix(env.MCPURL, "/mcp")
 	prm := getJSON(t, base+"/.well-known/oauth-protected-resource/mcp")
 	if as, _ := prm["authorization_servers"].([]any); len(as) != 1 || as[0] != base {
@@ -54,8 +55,8 @@ func TestProxyModeEndToEnd(t *testing.T) {
 	}
 
 	token := proxytest.AccessToken(t, env.Emulator.HTTPClient(), base, "alice")
-	if c := testenv.Claims(t, token); c["iss"] != base || c["aud"] != env.MCPURL {
-		t.Fatalf("proxy token claims: %v", c)
+	if c := testenv.Claims(t, token); c["iss"] != base || c["aud"] != env.MCPURL || c["exp"].(float64)-c["iat"].(float64) != 1200 {
+		t.Fatalf("proxy token claims (lifetime set to 20 minutes): %v", c)
 	}
 	alice := connect(t, env, token)
 	_, text, out := call(t, alice, "whoami", nil)

@@ -80,6 +80,11 @@ type Config struct {
 	// SigningKey is a PEM EC P-256 key for the proxy's tokens; empty: generated and kept in
 	// the store (rotatable).
 	SigningKey string
+	// AccessTokenLifetime is how long the proxy's access tokens live (default 1 hour).
+	AccessTokenLifetime time.Duration
+	// SigningKeyMaxAge is when the proxy's generated signing key is replaced (default 30
+	// days); the previous key keeps verifying until its tokens have expired.
+	SigningKeyMaxAge time.Duration
 	// DataDir holds the embedded bbolt store (DataDir/entramcp.db) that proxy mode uses when
 	// Store is empty. Both empty: proxy state lives in memory (one process, lost on restart).
 	DataDir string
@@ -344,6 +349,19 @@ func (s *Server) Start(ctx context.Context) {
 	}
 	if err := s.verifier.Start(ctx); err != nil {
 		s.log.Warn("Entra is not reachable yet; retrying in the background", "authority", s.verifier.Authority(), "err", err)
+	}
+	if s.proxy != nil && s.cfg.SigningKey == "" {
+		maxAge := s.cfg.SigningKeyMaxAge
+		if maxAge <= 0 {
+			maxAge = 30 * 24 * time.Hour
+		}
+		go s.proxy.Tokens.Keys.KeepFresh(ctx, maxAge, func(err error) {
+			if err != nil {
+				s.log.Warn("rotating the proxy's signing key failed; retrying within the hour", "err", err)
+				return
+			}
+			s.log.Info("rotated the proxy's signing key; the previous one verifies until its tokens expire")
+		})
 	}
 }
 
