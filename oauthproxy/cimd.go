@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,7 +29,9 @@ import (
 type Documents struct {
 	Store  store.Store
 	Policy RedirectPolicy
-	// TTL is how long a fetched document is reused (default 1 hour).
+	// TTL is how long a fetched document is reused when its response has no caching headers
+	// (default 1 hour). Cache-Control max-age (or Expires) is honoured within 1 minute to 24
+	// hours; no-store and no-cache mean the 1-minute floor, which bounds refetching.
 	TTL time.Duration
 	// RootCAs verifies the client's TLS certificate (nil: the system roots).
 	RootCAs *x509.CertPool
@@ -103,7 +106,7 @@ func (d *Documents) Lookup(ctx context.Context, clientID string) (*Client, error
 	if !d.limits.allow(callerFrom(ctx), limit, time.Now()) {
 		return nil, ErrRateLimited
 	}
-	cl, err := d.fetch(ctx, clientID)
+	cl, ttl, err := d.fetch(ctx, clientID)
 	if err != nil {
 		var de *DocumentError
 		if errors.As(err, &de) {
@@ -111,10 +114,6 @@ func (d *Documents) Lookup(ctx context.Context, clientID string) (*Client, error
 			putJSON(ctx, d.Store, docFailKind, key, de.Reason, time.Minute)
 		}
 		return nil, err
-	}
-	ttl := d.TTL
-	if ttl <= 0 {
-		ttl = time.Hour
 	}
 	if err := putJSON(ctx, d.Store, docKind, key, cl, ttl); err != nil {
 		return nil, err
@@ -129,7 +128,7 @@ func (d *Documents) Forget(ctx context.Context, clientID string) {
 }
 
 // get fetches url through the guard: https, public addresses only, no redirects, limits.
-func (d *Documents) get(ctx context.Context, rawURL, what string) ([]byte, error) {
+func (d *Documents) get(ctx context.Context, rawURL, what string) ([]byte, time.Duration, error) {
 	dialer := &net.Dialer{Timeout: docFetchTime, Control: d.checkAddress}
 	client := &http.Client{
 		Timeout: docFetchTime,
@@ -146,35 +145,63 @@ func (d *Documents) get(ctx context.Context, rawURL, what string) ([]byte, error
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil || req.URL.Scheme != "https" {
-		return nil, docErrorf("the %s is not a fetchable https URL", what)
+		return nil, 0, docErrorf("the %s is not a fetchable https URL", what)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		var blocked *blockedAddress
 		if errors.As(err, &blocked) {
-			return nil, docErrorf("%s resolves to a private or internal address (%s); metadata documents must be on the public internet", req.URL.Hostname(), blocked.addr)
+			return nil, 0, docErrorf("%s resolves to a private or internal address (%s); metadata documents must be on the public internet", req.URL.Hostname(), blocked.addr)
 		}
-		return nil, docErrorf("could not fetch %s: %v", rawURL, errors.Unwrap(err))
+		return nil, 0, docErrorf("could not fetch %s: %v", rawURL, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, docErrorf("%s answered HTTP %d (redirects are not followed)", rawURL, resp.StatusCode)
+		return nil, 0, docErrorf("%s answered HTTP %d (redirects are not followed)", rawURL, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
 	if err != nil {
-		return nil, docErrorf("reading %s: %v", rawURL, err)
+		return nil, 0, docErrorf("reading %s: %v", rawURL, err)
 	}
 	if len(body) > maxDocBytes {
-		return nil, docErrorf("the %s is larger than %d bytes", what, maxDocBytes)
+		return nil, 0, docErrorf("the %s is larger than %d bytes", what, maxDocBytes)
 	}
-	return body, nil
+	return body, d.cacheFor(resp.Header), nil
 }
 
-func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error) {
-	body, err := d.get(ctx, clientID, "document")
+// cacheFor is how long a response may be reused, from its caching headers.
+func (d *Documents) cacheFor(h http.Header) time.Duration {
+	const floor, ceiling = time.Minute, 24 * time.Hour
+	ttl := d.TTL
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	found := false
+	for _, directive := range strings.Split(strings.ToLower(h.Get("Cache-Control")), ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(directive), "=")
+		switch name {
+		case "no-store", "no-cache":
+			return floor
+		case "max-age", "s-maxage":
+			if secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64); err == nil && secs >= 0 && !found {
+				ttl, found = time.Duration(min(secs, int64(ceiling/time.Second)))*time.Second, true
+			}
+		}
+	}
+	if e := h.Get("Expires"); !found && e != "" {
+		ttl = 0 // RFC 9111: an invalid date, such as "0", is in the past
+		if exp, err := http.ParseTime(e); err == nil {
+			ttl = time.Until(exp)
+		}
+	}
+	return min(max(ttl, floor), ceiling)
+}
+
+func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, time.Duration, error) {
+	body, ttl, err := d.get(ctx, clientID, "document")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var doc struct {
 		ClientID     string          `json:"client_id"`
@@ -185,23 +212,23 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 		JWKSURI      string          `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, docErrorf("the document is not a JSON object")
+		return nil, 0, docErrorf("the document is not a JSON object")
 	}
 	switch {
 	case doc.ClientID != clientID:
-		return nil, docErrorf("the document's client_id %q is not its own URL", truncate(doc.ClientID, 200))
+		return nil, 0, docErrorf("the document's client_id %q is not its own URL", truncate(doc.ClientID, 200))
 	case doc.AuthMethod != "" && doc.AuthMethod != authNone && doc.AuthMethod != authPrivateKeyJWT:
-		return nil, docErrorf("token_endpoint_auth_method %q is not supported; use none (a public client with PKCE) or private_key_jwt", truncate(doc.AuthMethod, 50))
+		return nil, 0, docErrorf("token_endpoint_auth_method %q is not supported; use none (a public client with PKCE) or private_key_jwt", truncate(doc.AuthMethod, 50))
 	case len(doc.RedirectURIs) == 0 || len(doc.RedirectURIs) > 20:
-		return nil, docErrorf("redirect_uris must list 1 to 20 URIs")
+		return nil, 0, docErrorf("redirect_uris must list 1 to 20 URIs")
 	case len(doc.ClientName) > 200:
-		return nil, docErrorf("client_name is longer than 200 characters")
+		return nil, 0, docErrorf("client_name is longer than 200 characters")
 	}
 	u, _ := url.Parse(clientID) // IsDocumentClientID parsed it already
 	host := u.Hostname()
 	for _, r := range doc.RedirectURIs {
 		if err := d.Policy.Check(r); err != nil && !sameHostHTTPS(r, host) {
-			return nil, docErrorf("%v", err)
+			return nil, 0, docErrorf("%v", err)
 		}
 	}
 	name := doc.ClientName
@@ -211,12 +238,12 @@ func (d *Documents) fetch(ctx context.Context, clientID string) (*Client, error)
 	c := &Client{ClientID: clientID, ClientName: name, RedirectURIs: doc.RedirectURIs, IssuedAt: time.Now().UTC(), AuthMethod: doc.AuthMethod}
 	if doc.AuthMethod == authPrivateKeyJWT {
 		if c.JWKS, err = d.keys(ctx, doc.JWKS, doc.JWKSURI); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	} else if len(doc.JWKS) > 0 || doc.JWKSURI != "" {
-		return nil, docErrorf("the document publishes keys but its token_endpoint_auth_method is not private_key_jwt")
+		return nil, 0, docErrorf("the document publishes keys but its token_endpoint_auth_method is not private_key_jwt")
 	}
-	return c, nil
+	return c, ttl, nil
 }
 
 // keys resolves a private_key_jwt client's JWKS: inline, or from jwks_uri through the same
@@ -226,7 +253,7 @@ func (d *Documents) keys(ctx context.Context, inline json.RawMessage, uri string
 	case len(inline) > 0 && uri != "":
 		return nil, docErrorf("give jwks or jwks_uri, not both")
 	case uri != "":
-		body, err := d.get(ctx, uri, "jwks_uri")
+		body, _, err := d.get(ctx, uri, "jwks_uri") // cached with the document
 		if err != nil {
 			return nil, err
 		}

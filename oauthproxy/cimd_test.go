@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/entramcp/entramcp/internal/proxytest"
 	"github.com/entramcp/entramcp/oauthproxy"
@@ -214,5 +215,30 @@ func TestMetadataDocumentFetchesAreRateLimited(t *testing.T) {
 	ctxOther := httptest.NewRequest(http.MethodGet, "/", nil) // RemoteAddr 192.0.2.1
 	if _, err := e.proxy.Registry.Documents.Lookup(oauthproxy.WithCallerForTest(ctxOther), d.ts.URL+"/c4.json"); err != nil || d.hits.Load() != 4 {
 		t.Fatalf("another address: %v, %d fetches", err, d.hits.Load())
+	}
+}
+
+// Documents are cached as their publisher's headers say, within bounds that keep a client from
+// making us refetch constantly (1 minute) or pinning a stale document for ever (24 hours).
+func TestMetadataDocumentCacheFollowsHeaders(t *testing.T) {
+	d := &oauthproxy.Documents{}
+	for _, c := range []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{}, time.Hour},
+		{http.Header{"Cache-Control": {"public, max-age=600"}}, 10 * time.Minute},
+		{http.Header{"Cache-Control": {"s-maxage=7200"}}, 2 * time.Hour},
+		{http.Header{"Cache-Control": {"max-age=5"}}, time.Minute},
+		{http.Header{"Cache-Control": {"max-age=99999999999"}}, 24 * time.Hour},
+		{http.Header{"Cache-Control": {"no-store"}}, time.Minute},
+		{http.Header{"Cache-Control": {"max-age=600, no-cache"}}, time.Minute},
+		{http.Header{"Cache-Control": {"max-age=banana"}}, time.Hour},
+		{http.Header{"Expires": {time.Now().Add(3 * time.Hour).UTC().Format(http.TimeFormat)}}, 3 * time.Hour},
+		{http.Header{"Expires": {"0"}}, time.Minute},
+	} {
+		if got := d.CacheForTest(c.h); got.Round(time.Minute) != c.want {
+			t.Errorf("%v: cached %s, want %s", c.h, got, c.want)
+		}
 	}
 }
