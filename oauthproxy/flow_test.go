@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -464,26 +465,34 @@ func TestConcurrentRefreshAcrossReplicas(t *testing.T) {
 		q := e.signIn(t, verifier, "alice")
 		_, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
 		rt := tok["refresh_token"].(string)
-		var wg sync.WaitGroup
-		answers := make([]map[string]any, 4)
-		statuses := make([]int, 4)
-		for i := range answers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				statuses[i], answers[i] = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
-			}()
-		}
-		wg.Wait()
-		for i := range answers {
-			if statuses[i] != 200 || answers[i]["access_token"] != answers[0]["access_token"] || answers[i]["refresh_token"] != answers[0]["refresh_token"] {
-				t.Fatalf("round %d: concurrent refreshes disagree: %v %v", round, statuses, answers[i])
-			}
-		}
+		answers := e.refreshTogether(t, rt, 4, fmt.Sprintf("round %d", round))
 		if status, _ := e.call(t, answers[0]["access_token"].(string)); status != 200 {
 			t.Fatalf("round %d: the family was revoked by a concurrent duplicate: %d", round, status)
 		}
 	}
+}
+
+// refreshTogether sends n refreshes of rt at once and requires one answer for all: 200 and the
+// same token pair (the grace window). It returns the answers.
+func (e *proxyEnv) refreshTogether(t *testing.T, rt string, n int, what string) []map[string]any {
+	t.Helper()
+	var wg sync.WaitGroup
+	answers := make([]map[string]any, n)
+	statuses := make([]int, n)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], answers[i] = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		}()
+	}
+	wg.Wait()
+	for i := range answers {
+		if statuses[i] != 200 || answers[i]["access_token"] != answers[0]["access_token"] || answers[i]["refresh_token"] != answers[0]["refresh_token"] {
+			t.Fatalf("%s: parallel refreshes disagree: %v %v", what, statuses, answers[i])
+		}
+	}
+	return answers
 }
 
 // rtCounter counts live refresh-token records written through it (Put minus Delete), to
@@ -526,23 +535,8 @@ func TestConcurrentRefreshDuringEntraRenewal(t *testing.T) {
 		rt := tok["refresh_token"].(string)
 		e.em.SetLatency(emulator.Login, 300*time.Millisecond)
 		before, liveBefore := e.em.Stats(), live.Load()
-		var wg sync.WaitGroup
-		answers := make([]map[string]any, 4)
-		statuses := make([]int, 4)
-		for i := range answers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				statuses[i], answers[i] = e.tokenReq(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
-			}()
-		}
-		wg.Wait()
+		answers := e.refreshTogether(t, rt, 4, fmt.Sprintf("round %d, during the renewal", round))
 		e.em.SetLatency(emulator.Login, 0)
-		for i := range answers {
-			if statuses[i] != 200 || answers[i]["access_token"] != answers[0]["access_token"] || answers[i]["refresh_token"] != answers[0]["refresh_token"] {
-				t.Fatalf("round %d: parallel refreshes during renewal: %v %v", round, statuses, answers[i])
-			}
-		}
 		if d := e.em.Stats().Token["refresh_token"] - before.Token["refresh_token"]; d != 1 {
 			t.Errorf("round %d: Entra refreshes %d, want 1", round, d)
 		}

