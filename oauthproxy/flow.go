@@ -180,6 +180,14 @@ func (p *Proxy) Mount(mux *http.ServeMux) {
 	m := Metadata{Issuer: p.Issuer, Scopes: p.UpstreamScopes, ClientIDMetadataDocuments: p.Registry.Documents != nil}
 	mux.Handle("GET /.well-known/oauth-authorization-server", m.Handler())
 	mux.Handle("GET /.well-known/openid-configuration", m.Handler())
+	if u, err := url.Parse(p.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+		// An issuer with a path (behind a path-routing gateway): RFC 8414 inserts the
+		// well-known segment before the path; OIDC appends it. Clients try both.
+		path := "/" + strings.Trim(u.Path, "/")
+		mux.Handle("GET /.well-known/oauth-authorization-server"+path, m.Handler())
+		mux.Handle("GET /.well-known/openid-configuration"+path, m.Handler())
+		mux.Handle("GET "+path+"/.well-known/openid-configuration", m.Handler())
+	}
 	mux.Handle("GET /jwks", JWKSHandler(p.Tokens.Keys))
 	mux.Handle("/register", p.Registry)
 	mux.HandleFunc("GET /authorize", p.authorize)

@@ -151,3 +151,23 @@ func TestTouchWritesAtMostDaily(t *testing.T) {
 		t.Fatalf("Touch after a day must write: %v", err)
 	}
 }
+
+// An issuer with a path publishes its metadata where RFC 8414 and OIDC clients look for it.
+func TestMetadataForAnIssuerWithAPath(t *testing.T) {
+	ks, err := LoadKeys(context.Background(), store.NewMemory(), "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Issuer: "https://gw.contoso.example/hr-mcp", Registry: &Registry{}, Tokens: &Tokens{Keys: ks}}
+	mux := http.NewServeMux()
+	p.Mount(mux)
+	for _, path := range []string{"/.well-known/oauth-authorization-server/hr-mcp", "/.well-known/openid-configuration/hr-mcp",
+		"/hr-mcp/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		var doc map[string]any
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &doc) != nil || doc["issuer"] != p.Issuer || doc["token_endpoint"] != p.Issuer+"/token" {
+			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+}
