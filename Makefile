@@ -36,6 +36,8 @@ fuzz:
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzAuthorize -fuzztime 30s
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzFilter -fuzztime 30s
 	$(GO) test ./emulator -run '^$$' -fuzz FuzzGraphQuery -fuzztime 30s
+	$(GO) test ./oauthproxy -run '^$$' -fuzz FuzzProxyToken -fuzztime 30s
+	$(GO) test ./oauthproxy -run '^$$' -fuzz FuzzProxyAuthorize -fuzztime 30s
 
 ## build: a static binary in bin/
 build:
