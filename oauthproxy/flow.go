@@ -229,7 +229,7 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, err := p.Registry.Lookup(withCaller(r), q.Get("client_id"))
+	c, err := p.Registry.Lookup(p.Registry.withCaller(r), q.Get("client_id"))
 	var docErr *DocumentError
 	if errors.As(err, &docErr) {
 		page(w, http.StatusBadRequest, "this application cannot sign in: "+docErr.Error())

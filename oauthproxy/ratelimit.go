@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -44,10 +46,10 @@ var ErrRateLimited = errors.New("too many requests from this address; try again 
 
 type callerKey struct{}
 
-// withCaller records the request's remote address for rate limits deeper down (the metadata
+// withCaller records the request's client address for rate limits deeper down (the metadata
 // document fetch happens inside a client lookup).
-func withCaller(r *http.Request) context.Context {
-	return context.WithValue(r.Context(), callerKey{}, remoteHost(r))
+func (r *Registry) withCaller(req *http.Request) context.Context {
+	return context.WithValue(req.Context(), callerKey{}, ClientAddress(req, r.TrustedProxies))
 }
 
 func callerFrom(ctx context.Context) string {
@@ -55,10 +57,40 @@ func callerFrom(ctx context.Context) string {
 	return s
 }
 
-func remoteHost(r *http.Request) string {
+// ClientAddress is the address a request counts against: the TCP peer, unless the peer is a
+// trusted proxy (an ingress or load balancer), in which case X-Forwarded-For is read from the
+// right, skipping trusted hops, and the first untrusted address is the client. Entries left
+// of it are the client's own claims and are ignored. Without trusted proxies the header is
+// never read: anyone can send it.
+func ClientAddress(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !inAny(peer.Unmap(), trusted) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	client := peer.Unmap()
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: stop at the last address we could trust to be real
+		}
+		client = a.Unmap()
+		if !inAny(client, trusted) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Registry struct {
 	PerMinute int
 	// Documents, when set, accepts https client_ids (Client ID Metadata Documents).
 	Documents *Documents
+	// TrustedProxies are the ingresses and load balancers whose X-Forwarded-For names the
+	// client for the per-address limits (ENTRAMCP_TRUSTED_PROXIES); see ClientAddress.
+	TrustedProxies []netip.Prefix
 
 	limits limiter
 }
@@ -104,7 +108,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if limit <= 0 {
 		limit = 10
 	}
-	if !r.limits.allow(remoteHost(req), limit, time.Now()) {
+	if !r.limits.allow(ClientAddress(req, r.TrustedProxies), limit, time.Now()) {
 		w.Header().Set("Retry-After", "60")
 		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many registrations from this address; try again in a minute")
 		return

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +169,48 @@ func TestMetadataForAnIssuerWithAPath(t *testing.T) {
 		var doc map[string]any
 		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &doc) != nil || doc["issuer"] != p.Issuer || doc["token_endpoint"] != p.Issuer+"/token" {
 			t.Errorf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+}
+
+// The address a request counts against: the peer, or behind trusted proxies the first
+// untrusted hop of X-Forwarded-For from the right. Nobody else's header is believed.
+func TestClientAddress(t *testing.T) {
+	ingress := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, c := range []struct {
+		peer, xff string
+		trusted   []netip.Prefix
+		want      string
+	}{
+		{"203.0.113.7:5000", "", nil, "203.0.113.7"},
+		{"203.0.113.7:5000", "198.51.100.1", nil, "203.0.113.7"},     // header ignored: no trusted proxies
+		{"203.0.113.7:5000", "198.51.100.1", ingress, "203.0.113.7"}, // header ignored: the peer is not the ingress
+		{"10.1.2.3:5000", "198.51.100.1", ingress, "198.51.100.1"},
+		{"10.1.2.3:5000", "1.2.3.4, 198.51.100.1, 10.9.9.9", ingress, "198.51.100.1"}, // the client's own claim (1.2.3.4) is skipped
+		{"10.1.2.3:5000", "garbage, 198.51.100.1", ingress, "198.51.100.1"},
+		{"10.1.2.3:5000", "198.51.100.1, garbage", ingress, "10.1.2.3"},
+		{"10.1.2.3:5000", "10.4.4.4", ingress, "10.4.4.4"}, // every hop trusted: the leftmost
+		{"[::ffff:10.1.2.3]:5000", "::ffff:198.51.100.1", ingress, "198.51.100.1"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = c.peer
+		if c.xff != "" {
+			req.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := ClientAddress(req, c.trusted); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: %s, want %s", c.peer, c.xff, got, c.want)
+		}
+	}
+	// Behind a trusted ingress, two users do not share one registration budget.
+	r := &Registry{Store: store.NewMemory(), PerMinute: 1, TrustedProxies: ingress}
+	body := `{"client_name":"x","redirect_uris":["http://127.0.0.1/cb"]}`
+	for i, xff := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.1"} {
+		req := httptest.NewRequest(http.MethodPost, "/register", strings.NewReader(body))
+		req.RemoteAddr, req.Header["X-Forwarded-For"] = "10.0.0.1:1234", []string{xff}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if want := map[int]int{0: 201, 1: 201, 2: 429}[i]; rec.Code != want {
+			t.Errorf("registration %d from %s behind the ingress: %d, want %d", i, xff, rec.Code, want)
 		}
 	}
 }

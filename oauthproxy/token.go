@@ -56,7 +56,7 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request) {
 	if clientID == "" && f.Get("client_assertion") != "" {
 		clientID = assertionSubject(f.Get("client_assertion")) // RFC 7521: client_id is optional then
 	}
-	c, err := p.Registry.Lookup(withCaller(r), clientID)
+	c, err := p.Registry.Lookup(p.Registry.withCaller(r), clientID)
 	var docErr *DocumentError
 	if errors.As(err, &docErr) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", docErr.Error())
@@ -341,7 +341,7 @@ func (p *Proxy) revoke(w http.ResponseWriter, r *http.Request) {
 		clientID = assertionSubject(r.PostForm.Get("client_assertion"))
 	}
 	// A client that must authenticate does so here too; public clients are identified only.
-	if c, err := p.Registry.Lookup(withCaller(r), clientID); err == nil {
+	if c, err := p.Registry.Lookup(p.Registry.withCaller(r), clientID); err == nil {
 		if !p.clientAuthenticated(r.Context(), w, c, r.PostForm) {
 			return
 		}

@@ -35,6 +35,7 @@ func serverSettings(getenv func(string) string) *config.Set {
 		&config.Setting{Env: "ENTRAMCP_MESSAGE_CENTER", Flag: "message-center", Default: "admins", Help: "who is offered the Message Center tools: admins (ENTRAMCP_ADMIN_GROUP_ID), all, or off"},
 		&config.Setting{Env: "ENTRAMCP_STORE", Flag: "store", Help: "shared state: bolt:///path/entramcp.db (one process), redis://host:6379/0 (replicas) or memory:; empty: proxy mode uses DATA_DIR/entramcp.db, verify mode keeps On-Behalf-Of results in memory"},
 		&config.Setting{Env: "ENTRAMCP_ACCESS_TOKEN_LIFETIME", Flag: "access-token-lifetime", Default: "1h", Help: "proxy mode: how long the proxy's access tokens live (5m to 24h); clients refresh after it"},
+		&config.Setting{Env: "ENTRAMCP_TRUSTED_PROXIES", Flag: "trusted-proxies", Help: "proxy mode: IPs or CIDR ranges of the ingress/load balancer in front, comma-separated; their X-Forwarded-For names the client for per-address limits (default: trust no header)"},
 		&config.Setting{Env: "ENTRAMCP_DATA_DIR", Flag: "data-dir", Help: "proxy mode without ENTRAMCP_STORE keeps its state in DATA_DIR/entramcp.db (bbolt, one process; needs ENTRAMCP_ENCRYPTION_KEY); default $XDG_STATE_HOME/entramcp or ~/.local/state/entramcp"},
 		&config.Setting{Env: "ENTRAMCP_CIMD_ALLOW_PRIVATE", Flag: "cimd-allow-private", Default: "false", Help: "dev and tests only: fetch client metadata documents from loopback and private addresses (turns the SSRF guard off)"},
 		&config.Setting{Env: "ENTRAMCP_ENCRYPTION_KEY", Flag: "encryption-key", Secret: true, Help: "key(s) sealing the store at rest: [kid:]base64 of 32 random bytes, comma-separated, newest first"},
@@ -66,7 +67,7 @@ func buildServerConfig(set *config.Set) (server.Config, error) {
 		ClientCertificatePassword: set.String("ENTRA_CLIENT_CERTIFICATE_PASSWORD"), ManagedIdentityClientID: set.String("ENTRA_MANAGED_IDENTITY_CLIENT_ID"),
 		GraphBaseURL: set.String("GRAPH_BASE_URL"), Store: set.String("ENTRAMCP_STORE"), EncryptionKey: set.String("ENTRAMCP_ENCRYPTION_KEY"), AdminGroupID: set.String("ENTRAMCP_ADMIN_GROUP_ID"), MessageCenter: set.String("ENTRAMCP_MESSAGE_CENTER"),
 		AllowedRedirects: set.List("ENTRAMCP_ALLOWED_REDIRECTS"), SigningKey: set.String("ENTRAMCP_SIGNING_KEY"),
-		DataDir: set.String("ENTRAMCP_DATA_DIR"),
+		DataDir: set.String("ENTRAMCP_DATA_DIR"), TrustedProxies: set.List("ENTRAMCP_TRUSTED_PROXIES"),
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir()

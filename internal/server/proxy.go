@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -57,6 +58,18 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 			return &ConfigError{"ENTRAMCP_ALLOWED_REDIRECTS", fmt.Sprintf("%q: entries are https host names (claude.ai) or exact https URLs", a)}
 		}
 	}
+	var trusted []netip.Prefix
+	for _, t := range cfg.TrustedProxies {
+		p, err := netip.ParsePrefix(t)
+		if err != nil {
+			a, aerr := netip.ParseAddr(t)
+			if aerr != nil {
+				return &ConfigError{"ENTRAMCP_TRUSTED_PROXIES", fmt.Sprintf("%q is neither an IP address nor a CIDR range (10.0.0.0/8)", t)}
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		trusted = append(trusted, p.Masked())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lifetime := cfg.AccessTokenLifetime
@@ -71,7 +84,7 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 	authority, _ := url.Parse(s.verifier.Authority())
 	p := &oauthproxy.Proxy{
 		Store: st,
-		Registry: &oauthproxy.Registry{Store: st, Policy: policy, Documents: &oauthproxy.Documents{
+		Registry: &oauthproxy.Registry{Store: st, Policy: policy, TrustedProxies: trusted, Documents: &oauthproxy.Documents{
 			Store: st, Policy: policy, RootCAs: rootCAs(httpClient), AllowPrivateAddresses: cfg.DocumentsFromPrivateAddresses}},
 		Verifier:       s.verifier,
 		Issuer:         base,

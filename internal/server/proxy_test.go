@@ -101,6 +101,12 @@ func TestProxyModeConfiguration(t *testing.T) {
 			t.Errorf("ENTRAMCP_ALLOWED_REDIRECTS=%s: %v", bad, err)
 		}
 	}
+	_, err = server.New(server.Config{Mode: "proxy", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID,
+		AuthorityHost: strings.TrimPrefix(info.EmulatorURL, "https://"), CAFile: info.CAFile, ClientSecret: info.Apps.Server.ClientSecret,
+		TrustedProxies: []string{"10.0.0.0/8", "ingress.internal"}}, nil, nil)
+	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_TRUSTED_PROXIES" || !strings.Contains(ce.Msg, "ingress.internal") {
+		t.Errorf("ENTRAMCP_TRUSTED_PROXIES with a host name: %v", err)
+	}
 	_, err = server.New(server.Config{Mode: "gateway", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID}, nil, nil)
 	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" {
 		t.Fatalf("unknown mode: %v", err)

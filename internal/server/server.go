@@ -85,6 +85,9 @@ type Config struct {
 	// SigningKeyMaxAge is when the proxy's generated signing key is replaced (default 30
 	// days); the previous key keeps verifying until its tokens have expired.
 	SigningKeyMaxAge time.Duration
+	// TrustedProxies are addresses or CIDR ranges of the ingress in front of the server, whose
+	// X-Forwarded-For names the client for the proxy's per-address limits.
+	TrustedProxies []string
 	// DataDir holds the embedded bbolt store (DataDir/entramcp.db) that proxy mode uses when
 	// Store is empty. Both empty: proxy state lives in memory (one process, lost on restart).
 	DataDir string
