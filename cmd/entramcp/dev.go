@@ -77,7 +77,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		info.MCPURL = mcpURL
 		path := filepath.Join(stateDir, "dev.json")
 		// The banner goes out first: whoever waits for dev.json then finds it printed too.
-		printDevBanner(stdout, info, path)
+		printDevBanner(stdout, info, path, *mode)
 		if err := writeDevJSON(path, info); err != nil {
 			fmt.Fprintln(stderr, "entramcp dev: writing dev.json:", err)
 		}
@@ -97,7 +97,7 @@ func devStoreKey(stateDir string) (string, error) {
 	return spec, nil
 }
 
-func printDevBanner(w io.Writer, info emulator.Info, devJSON string) {
+func printDevBanner(w io.Writer, info emulator.Info, devJSON, mode string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "entramcp dev is ready\n\n")
 	if info.MCPURL != "" {
@@ -119,6 +119,12 @@ func printDevBanner(w io.Writer, info emulator.Info, devJSON string) {
 		fmt.Fprintf(&b, "\nConnect an MCP client to %s with the header 'Authorization: Bearer $TOKEN', e.g.\n", info.MCPURL)
 		fmt.Fprintf(&b, "  npx @modelcontextprotocol/inspector --cli %s --transport http \\\n    --header \"Authorization: Bearer $TOKEN\" --method tools/call --tool-name whoami\n", info.MCPURL)
 		fmt.Fprintf(&b, "Clients that sign in themselves (VS Code, Azure CLI) use the tenant's authority %s/v2.0.\n", info.Authority)
+		if mode == "proxy" {
+			fmt.Fprintf(&b, "\nOAuth proxy: any MCP client can connect to %s with no token and no app registration;\n", info.MCPURL)
+			fmt.Fprintf(&b, "it registers itself, your browser shows our consent page and then the emulator's sign-in. E.g.\n")
+			fmt.Fprintf(&b, "  npx @modelcontextprotocol/inspector --cli %s --method tools/list\n", info.MCPURL)
+			fmt.Fprintf(&b, "  entramcp token %s --ca-file %s   (then: entramcp call %s whoami)\n", info.MCPURL, info.CAFile, info.MCPURL)
+		}
 	}
 	fmt.Fprintf(&b, "\nEverything above, for scripts: %s\nPress Ctrl+C to stop.\n", devJSON)
 	fmt.Fprint(w, b.String())

@@ -469,8 +469,11 @@ func TestTokenAndCall(t *testing.T) {
 // `entramcp dev --mode proxy`: an MCP client with no Entra registration registers with the
 // proxy, the user signs in through it, and the tool runs as that user (Graph via OBO).
 func TestDevProxyMode(t *testing.T) {
-	cmd, info, _ := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
+	cmd, info, out := startCLI(t, "dev", "--mode", "proxy", "--listen", "127.0.0.1:0")
 	defer stopCLI(t, cmd)
+	if banner := out.String(); !strings.Contains(banner, "OAuth proxy: any MCP client can connect to "+info.MCPURL) {
+		t.Errorf("the banner does not say how to use the proxy:\n%s", banner)
+	}
 	base := strings.TrimSuffix(info.MCPURL, "/mcp")
 	token := proxytest.AccessToken(t, caClient(t, info.CAFile), base, "bob")
 	c := mcp.NewClient(&mcp.Implementation{Name: "cli-test", Version: "1"}, nil)

@@ -97,7 +97,11 @@ func (s *Server) setupProxy(cfg Config, base string, scopes []string, httpClient
 		UpstreamScopes: scopes,
 		Logger:         s.log,
 	}
+	// One label, the event name (a fixed set): reasons can carry Entra's error codes, which a
+	// caller can vary, and would make the series unbounded.
+	events := s.reg.NewCounterVec("entramcp_proxy_events_total", "OAuth proxy events: sign-ins, consents denied, tokens issued, grants revoked.", "event")
 	p.OnEvent = func(e oauthproxy.Event) {
+		events.Inc(e.Name)
 		outcome := "ok"
 		switch e.Name {
 		case "grant.revoked":

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -74,6 +75,18 @@ func TestProxyModeEndToEnd(t *testing.T) {
 	for _, want := range []string{`"event":"proxy.signin.completed"`, `"event":"proxy.token.issued"`, `"reason":"authorization_code"`, aliceOID} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s:\n%s", want, log)
+		}
+	}
+
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`entramcp_proxy_events_total{event="signin.completed"} 1`, `entramcp_proxy_events_total{event="token.issued"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, metrics)
 		}
 	}
 
