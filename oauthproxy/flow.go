@@ -115,6 +115,9 @@ type authzRecord struct {
 	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
 	Browser, CSRF                                              string
 	LoginHint                                                  string // forwarded to Entra
+	// Scopes are the full names asked of Entra: ours (UpstreamScopes) and any other scope of
+	// our API the client asked for (step-up).
+	Scopes []string
 	// Prompt is what Entra gets of the client's prompt: login or select_account (they only
 	// add user interaction), or none once our consent is settled (remembered).
 	Prompt string
@@ -267,8 +270,13 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: p.cookieName(), Value: browser, Path: "/", HttpOnly: true, Secure: p.secure(), SameSite: http.SameSiteLaxMode, MaxAge: 600})
 		id, csrf := randomID(), randomID()
 		prompts := strings.Fields(q.Get("prompt"))
+		scopes, bad := p.requestedScopes(q.Get("scope"))
+		if bad != "" {
+			p.redirectErr(w, r, redirect, state, "invalid_scope", bad)
+			return
+		}
 		rec := authzRecord{ClientID: c.ClientID, ClientName: c.ClientName, RedirectURI: redirect, State: state, Challenge: q.Get("code_challenge"),
-			Scope: q.Get("scope"), Browser: hashKey(browser), CSRF: csrf, LoginHint: q.Get("login_hint")}
+			Scope: q.Get("scope"), Scopes: scopes, Browser: hashKey(browser), CSRF: csrf, LoginHint: q.Get("login_hint")}
 		for _, want := range []string{"login", "select_account"} {
 			if slices.Contains(prompts, want) {
 				rec.Prompt = want
@@ -298,6 +306,73 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		p.renderConsent(w, id, csrf, rec)
 	}
+}
+
+// requestedScopes turns a client's scope parameter into the full scope names asked of Entra:
+// always UpstreamScopes, plus any other scope of our API the client names, short (mcp-admin)
+// or full (api://.../mcp-admin), for step-up. OpenID and offline_access are ours to add;
+// scopes of other resources are ignored (RFC 6749 lets us grant less than asked; tokens for
+// other APIs come from On-Behalf-Of). It reports a malformed scope of ours as bad.
+func (p *Proxy) requestedScopes(raw string) (scopes []string, bad string) {
+	scopes = slices.Clone(p.UpstreamScopes)
+	prefix := p.apiPrefix()
+	if len(raw) > 2000 {
+		return nil, "scope is too long"
+	}
+	for _, s := range strings.Fields(raw) {
+		name, ours := strings.CutPrefix(s, prefix)
+		switch {
+		case prefix == "" || s == "offline_access" || s == "openid" || s == "profile" || s == "email":
+			continue
+		case !ours && strings.ContainsAny(s, ":/"):
+			continue // another resource's scope
+		}
+		if !validScopeName(name) {
+			return nil, fmt.Sprintf("%q is not a scope name of this server", truncate(s, 100))
+		}
+		if full := prefix + name; !slices.Contains(scopes, full) && len(scopes) < 20 {
+			scopes = append(scopes, full)
+		}
+	}
+	return scopes, ""
+}
+
+// apiPrefix is our API's scope prefix ("api://{app}/"), from the configured scopes.
+func (p *Proxy) apiPrefix() string {
+	if len(p.UpstreamScopes) == 0 {
+		return ""
+	}
+	s := p.UpstreamScopes[0]
+	return s[:strings.LastIndex(s, "/")+1]
+}
+
+// fullScopes names a grant's scopes (short, as in Entra's scp claim) in full.
+func (p *Proxy) fullScopes(short []string) []string {
+	if len(short) == 0 {
+		return slices.Clone(p.UpstreamScopes)
+	}
+	prefix := p.apiPrefix()
+	out := make([]string, 0, len(short))
+	for _, s := range short {
+		if strings.Contains(s, "/") {
+			out = append(out, s)
+		} else {
+			out = append(out, prefix+s)
+		}
+	}
+	return out
+}
+
+func validScopeName(s string) bool {
+	if s == "" || len(s) > 120 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // oauthErrorCode keeps an error code from Entra's redirect only if it looks like one (RFC 6749
@@ -352,7 +427,7 @@ func (p *Proxy) renderConsent(w http.ResponseWriter, id, csrf string, rec authzR
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self' https:; frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
-	consentPage.Execute(w, map[string]any{"Client": name, "Host": u.Scheme + "://" + u.Host, "Scopes": p.UpstreamScopes, "ID": id, "CSRF": csrf})
+	consentPage.Execute(w, map[string]any{"Client": name, "Host": u.Scheme + "://" + u.Host, "Scopes": rec.Scopes, "ID": id, "CSRF": csrf})
 }
 
 func (p *Proxy) browser(r *http.Request) string {
@@ -413,7 +488,7 @@ func (p *Proxy) toEntra(w http.ResponseWriter, r *http.Request, id string, rec a
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"client_id": {p.ClientID}, "response_type": {"code"}, "redirect_uri": {p.Issuer + "/auth/callback"},
-		"scope": {strings.Join(append(append([]string{}, p.UpstreamScopes...), "offline_access", "openid", "profile"), " ")},
+		"scope": {strings.Join(append(append([]string{}, rec.Scopes...), "offline_access", "openid", "profile"), " ")},
 		"state": {upState}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
 	if rec.LoginHint != "" {
 		q.Set("login_hint", rec.LoginHint) // saves the user picking an account; Entra still authenticates

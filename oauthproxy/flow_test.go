@@ -107,14 +107,7 @@ func startReplicasWith(t testing.TB, n int, open func() store.Store, mutate func
 }
 
 func audOf(jwt string) string {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c map[string]any
-	json.Unmarshal(b, &c)
-	s, _ := c["aud"].(string)
+	s, _ := claimsOf(jwt)["aud"].(string)
 	return s
 }
 
@@ -613,4 +606,48 @@ func TestProxyRenewsTheEntraToken(t *testing.T) {
 	if status, _ := e.call(t, next["access_token"].(string)); status != 401 {
 		t.Fatalf("access token of a grant Entra ended: %d", status)
 	}
+}
+
+// Step-up: a client that needs another scope of our API asks for it (short or full name) and
+// the proxy asks Entra for it too; the new token carries it, and the token response names the
+// scopes granted. Other resources' scopes are ignored; a malformed scope of ours is refused.
+func TestProxyForwardsOurScopesForStepUp(t *testing.T) {
+	e := startReplicasWith(t, 1, func() store.Store { return store.NewMemory() }, func(c *emulator.Config) {
+		for _, app := range c.Applications {
+			if app.AppID == emulator.DefaultServerAppID {
+				app.API.OAuth2PermissionScopes = append(app.API.OAuth2PermissionScopes, emulator.PermissionScope{
+					ID: "6b1e4c2a-8d3f-4e5a-9b7c-2d4f6a8c0e13", Value: "mcp-admin", Type: "User", IsEnabled: true, UserConsentDisplayName: "Administer"})
+			}
+		}
+	})
+	api := "api://" + emulator.DefaultServerAppID + "/"
+	verifier := strings.Repeat("v", 60)
+	q := proxytest.SignInWith(t, e.em.HTTPClient(), e.ts.URL, e.client, verifier, "alice",
+		url.Values{"scope": {"mcp-admin offline_access https://graph.microsoft.com/User.Read"}})
+	status, tok := e.tokenReq(t, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	if status != 200 || tok["scope"] != api+"mcp-access "+api+"mcp-admin" {
+		t.Fatalf("step-up grant: %d scope %q", status, tok["scope"])
+	}
+	at, _ := tok["access_token"].(string)
+	if c := claimsOf(at); !strings.Contains(c["scope"].(string), "mcp-admin") {
+		t.Fatalf("the proxy token lacks the stepped-up scope: %v", c["scope"])
+	}
+	for _, bad := range []string{api + "mcp admin!", "mcp-admin<script>"} {
+		resp := authorizeEdited(t, e, url.Values{"client_id": {e.client}, "redirect_uri": {proxytest.RedirectURI}, "response_type": {"code"}, "state": {"st"},
+			"code_challenge": {proxytest.Challenge(verifier)}, "code_challenge_method": {"S256"}}, func(v url.Values) { v.Set("scope", bad) })
+		if loc := resp.Header.Get("Location"); !strings.Contains(loc, "error=invalid_scope") {
+			t.Errorf("scope %q: %d %s", bad, resp.StatusCode, loc)
+		}
+	}
+}
+
+func claimsOf(jwt string) map[string]any {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	json.Unmarshal(b, &c)
+	return c
 }

@@ -159,7 +159,7 @@ func (p *Proxy) issue(ctx context.Context, clientID, grantID, grantType string) 
 	}
 	p.event(Event{Name: "token.issued", ClientID: clientID, TenantID: g.TenantID, ObjectID: g.ObjectID, Reason: grantType})
 	b, _ := json.Marshal(map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(time.Until(exp).Seconds()),
-		"refresh_token": rt, "scope": strings.Join(p.UpstreamScopes, " ")})
+		"refresh_token": rt, "scope": strings.Join(p.fullScopes(g.Scopes), " ")})
 	return b, recs, nil
 }
 
@@ -263,7 +263,7 @@ func (p *Proxy) refreshUpstream(ctx context.Context, grantID string) *tokenError
 	}
 	defer p.Store.Delete(ctx, "lock", grantID)
 	t, err := p.upstreamToken(ctx, map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {g.EntraRefresh},
-		"scope": {strings.Join(append(append([]string{}, p.UpstreamScopes...), "offline_access"), " ")}})
+		"scope": {strings.Join(append(p.fullScopes(g.Scopes), "offline_access"), " ")}})
 	if err != nil {
 		if errors.Is(err, entra.ErrEntraUnavailable) {
 			return unavailable()

@@ -58,8 +58,17 @@ var entraHidden = regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`)
 // own cookie jar). It returns the query of the redirect back to the client (code, state, iss).
 func SignIn(t testing.TB, browser *http.Client, base, clientID, verifier, user string) url.Values {
 	t.Helper()
+	return SignInWith(t, browser, base, clientID, verifier, user, nil)
+}
+
+// SignInWith is SignIn with extra authorization request parameters (scope, prompt, ...).
+func SignInWith(t testing.TB, browser *http.Client, base, clientID, verifier, user string, extra url.Values) url.Values {
+	t.Helper()
 	q := url.Values{"client_id": {clientID}, "redirect_uri": {RedirectURI}, "response_type": {"code"}, "state": {"st"},
 		"code_challenge": {Challenge(verifier)}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
+	for k, v := range extra {
+		q[k] = v
+	}
 	back, _ := browse(t, browser, base+"/authorize?"+q.Encode(), user, func(u *url.URL) bool { return strings.HasPrefix(u.String(), RedirectURI) })
 	return back.Query()
 }
