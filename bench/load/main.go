@@ -4,6 +4,7 @@
 //
 //	go run ./bench/load -scenario token-cc -c 32 -d 10s
 //	go run ./bench/load -scenario token-obo -dev-json .entramcp/dev.json
+//	go run ./bench/load -scenario proxy-refresh -c 8 -dev-json .entramcp/dev.json   (entramcp dev --mode proxy)
 package main
 
 import (
@@ -30,7 +31,7 @@ import (
 )
 
 func main() {
-	scenario := flag.String("scenario", "token-cc", "token-cc (client credentials), token-password, token-obo, graph-me, or mcp-ratio (tools/call with auth on vs off, in child processes)")
+	scenario := flag.String("scenario", "token-cc", "token-cc (client credentials), token-password, token-obo, graph-me, mcp-ratio (tools/call with auth on vs off, in child processes), or, against 'entramcp dev --mode proxy' (-dev-json), proxy-refresh and proxy-flow")
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "duration of the measured run (after a 1s warm-up)")
 	devJSON := flag.String("dev-json", "", "target the emulator described by this dev.json instead of starting one in-process")
@@ -71,6 +72,13 @@ func main() {
 		os.Exit(1)
 	}
 	defer stop()
+	if isProxyScenario(*scenario) {
+		if err := proxyScenario(*scenario, info, client, *conc, *dur); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	req, err := scenarioRequest(*scenario, info, client)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
