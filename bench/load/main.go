@@ -21,10 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/entramcp/entramcp/emulator"
@@ -219,45 +216,28 @@ func run(client *http.Client, mk func() *http.Request, conc int, d time.Duration
 			}
 		}()
 	}
-	var n, errs atomic.Int64
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			for ctx.Err() == nil {
-				if tickets != nil {
-					select {
-					case <-tickets:
-					case <-ctx.Done():
-						continue
-					}
-				}
-				start := time.Now()
-				resp, err := client.Do(mk())
-				if err != nil {
-					if ctx.Err() == nil {
-						errs.Add(1)
-					}
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					errs.Add(1)
-				}
-				local = append(local, time.Since(start))
-				n.Add(1)
+	res, _ := runOps(func(opCtx context.Context, _ int) (time.Duration, error) {
+		if tickets != nil {
+			select {
+			case <-tickets:
+			case <-ctx.Done():
+				return 0, errSkipped
 			}
-			mu.Lock()
-			all = append(all, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	slices.Sort(all)
-	return result{n: n.Load(), errors: errs.Load(), lat: all}
+		}
+		start := time.Now()
+		resp, err := client.Do(mk())
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, errSkipped // cut short by the end of the run
+			}
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return time.Since(start), nil
+	}, conc, d)
+	return res
 }

@@ -59,7 +59,7 @@ func proxyScenario(name string, info emulator.Info, client *http.Client, conc in
 		}
 		return tok, nil
 	}
-	var op func(ctx context.Context, worker int) error
+	var op func(ctx context.Context, worker int) (time.Duration, error)
 	switch name {
 	case "proxy-refresh":
 		rts := make([]string, conc)
@@ -70,21 +70,23 @@ func proxyScenario(name string, info emulator.Info, client *http.Client, conc in
 			}
 			rts[i] = tok["refresh_token"].(string)
 		}
-		op = func(ctx context.Context, worker int) error {
+		op = func(ctx context.Context, worker int) (time.Duration, error) {
+			start := time.Now()
 			status, next, err := signin.Token(ctx, client, base, clientID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[worker]}})
 			if err != nil || status != http.StatusOK {
-				return fmt.Errorf("refresh: %d %v %v", status, next, err)
+				return 0, fmt.Errorf("refresh: %d %v %v", status, next, err)
 			}
 			rts[worker] = next["refresh_token"].(string)
-			return nil
+			return time.Since(start), nil
 		}
 	case "proxy-flow":
-		op = func(ctx context.Context, _ int) error {
+		op = func(ctx context.Context, _ int) (time.Duration, error) {
+			start := time.Now()
 			tok, err := flow(ctx)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			return mcpInitialize(ctx, client, info.MCPURL, tok["access_token"].(string))
+			return time.Since(start), mcpInitialize(ctx, client, info.MCPURL, tok["access_token"].(string))
 		}
 	}
 	runOps(op, conc, time.Second) // warm-up
@@ -97,8 +99,12 @@ func proxyScenario(name string, info emulator.Info, client *http.Client, conc in
 	return nil
 }
 
-// runOps runs op from conc workers for d and collects the latency of each successful one.
-func runOps(op func(ctx context.Context, worker int) error, conc int, d time.Duration) (result, error) {
+// errSkipped marks an operation that did not run (the measured run ended while it waited).
+var errSkipped = errors.New("skipped")
+
+// runOps runs op from conc workers for d. Each op measures itself (so waiting for a rate
+// ticket is not latency) and is never cut short; failures are counted, and the first kept.
+func runOps(op func(ctx context.Context, worker int) (time.Duration, error), conc int, d time.Duration) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var n, errs atomic.Int64
@@ -112,18 +118,20 @@ func runOps(op func(ctx context.Context, worker int) error, conc int, d time.Dur
 			defer wg.Done()
 			var local []time.Duration
 			for ctx.Err() == nil {
-				start := time.Now()
-				if err := op(context.Background(), w); err != nil { // an op is never cut short
+				took, err := op(context.Background(), w)
+				switch {
+				case errors.Is(err, errSkipped):
+				case err != nil:
 					errs.Add(1)
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
 					}
 					mu.Unlock()
-					continue
+				default:
+					local = append(local, took)
+					n.Add(1)
 				}
-				local = append(local, time.Since(start))
-				n.Add(1)
 			}
 			mu.Lock()
 			all = append(all, local...)
