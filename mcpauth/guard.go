@@ -90,6 +90,19 @@ func (p *Policy) Require(tool string, r Requirement) {
 	}
 }
 
+// StepUpScopes are the scopes (short names) some tool requires beyond the server's own: what
+// a client may have to come back for after a 403 insufficient_scope. Sorted, no duplicates.
+func (p *Policy) StepUpScopes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var all []string
+	for _, scopes := range p.stepUp {
+		all = append(all, scopes...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
 // visible reports whether id may see (and, scopes aside, call) the tool.
 func (p *Policy) visible(ctx context.Context, id *entra.Identity, tool string) bool {
 	p.mu.RLock()

@@ -38,6 +38,10 @@ type Proxy struct {
 	// UpstreamScopes are requested from Entra: the API's scopes (full form); offline_access,
 	// openid and profile are added.
 	UpstreamScopes []string
+	// ExtraScopes lists the other scopes of our API (short names) a client may ask for, to
+	// step up after a 403 insufficient_scope (the server passes its Policy's StepUpScopes).
+	// Requested scopes not listed here are ignored. nil: none.
+	ExtraScopes func() []string
 	// RefreshGrace is how long a refresh token that was just used answers a duplicate request
 	// with the same response instead of revoking the family (default 10s).
 	RefreshGrace time.Duration
@@ -115,8 +119,8 @@ type authzRecord struct {
 	ClientID, ClientName, RedirectURI, State, Challenge, Scope string
 	Browser, CSRF                                              string
 	LoginHint                                                  string // forwarded to Entra
-	// Scopes are the full names asked of Entra: ours (UpstreamScopes) and any other scope of
-	// our API the client asked for (step-up).
+	// Scopes are the full names asked of Entra: ours (UpstreamScopes) and the step-up scopes
+	// (ExtraScopes) the client asked for.
 	Scopes []string
 	// Prompt is what Entra gets of the client's prompt: login or select_account (they only
 	// add user interaction), or none once our consent is settled (remembered).
@@ -270,11 +274,7 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: p.cookieName(), Value: browser, Path: "/", HttpOnly: true, Secure: p.secure(), SameSite: http.SameSiteLaxMode, MaxAge: 600})
 		id, csrf := randomID(), randomID()
 		prompts := strings.Fields(q.Get("prompt"))
-		scopes, bad := p.requestedScopes(q.Get("scope"))
-		if bad != "" {
-			p.redirectErr(w, r, redirect, state, "invalid_scope", bad)
-			return
-		}
+		scopes := p.requestedScopes(q.Get("scope"))
 		rec := authzRecord{ClientID: c.ClientID, ClientName: c.ClientName, RedirectURI: redirect, State: state, Challenge: q.Get("code_challenge"),
 			Scope: q.Get("scope"), Scopes: scopes, Browser: hashKey(browser), CSRF: csrf, LoginHint: q.Get("login_hint")}
 		for _, want := range []string{"login", "select_account"} {
@@ -309,32 +309,24 @@ func (p *Proxy) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestedScopes turns a client's scope parameter into the full scope names asked of Entra:
-// always UpstreamScopes, plus any other scope of our API the client names, short (mcp-admin)
-// or full (api://.../mcp-admin), for step-up. OpenID and offline_access are ours to add;
-// scopes of other resources are ignored (RFC 6749 lets us grant less than asked; tokens for
-// other APIs come from On-Behalf-Of). It reports a malformed scope of ours as bad.
-func (p *Proxy) requestedScopes(raw string) (scopes []string, bad string) {
-	scopes = slices.Clone(p.UpstreamScopes)
-	prefix := p.apiPrefix()
-	if len(raw) > 2000 {
-		return nil, "scope is too long"
+// always UpstreamScopes, plus those of ExtraScopes the client names, short (mcp-admin) or full
+// (api://.../mcp-admin), for step-up. Anything else is ignored, as RFC 6749 allows: OpenID
+// and offline_access are ours to add, other resources' tokens come from On-Behalf-Of, and a
+// scope Entra does not know would fail the whole sign-in.
+func (p *Proxy) requestedScopes(raw string) []string {
+	scopes := slices.Clone(p.UpstreamScopes)
+	if p.ExtraScopes == nil || len(raw) > 4000 {
+		return scopes
 	}
+	prefix := p.apiPrefix()
+	extra := p.ExtraScopes()
 	for _, s := range strings.Fields(raw) {
-		name, ours := strings.CutPrefix(s, prefix)
-		switch {
-		case prefix == "" || s == "offline_access" || s == "openid" || s == "profile" || s == "email":
-			continue
-		case !ours && strings.ContainsAny(s, ":/"):
-			continue // another resource's scope
-		}
-		if !validScopeName(name) {
-			return nil, fmt.Sprintf("%q is not a scope name of this server", truncate(s, 100))
-		}
-		if full := prefix + name; !slices.Contains(scopes, full) && len(scopes) < 20 {
+		name := strings.TrimPrefix(s, prefix)
+		if full := prefix + name; slices.Contains(extra, name) && !slices.Contains(scopes, full) && len(scopes) < 20 {
 			scopes = append(scopes, full)
 		}
 	}
-	return scopes, ""
+	return scopes
 }
 
 // apiPrefix is our API's scope prefix ("api://{app}/"), from the configured scopes.
@@ -363,17 +355,6 @@ func (p *Proxy) fullScopes(short []string) []string {
 	return out
 }
 
-func validScopeName(s string) bool {
-	if s == "" || len(s) > 120 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
 
 // oauthErrorCode keeps an error code from Entra's redirect only if it looks like one (RFC 6749
 // error codes are short lowercase words); anything else becomes "unknown", so the redirect

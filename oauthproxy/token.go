@@ -127,7 +127,6 @@ func (p *Proxy) codeGrant(ctx context.Context, c *Client, code, redirect, verifi
 	return resp, terr
 }
 
-// issue makes an access token and a refresh token for the grant.
 // issuedRecords names the store records behind one token response, so a response that is
 // never sent (a concurrent refresh won) can be deleted instead of lingering.
 type issuedRecords struct{ jti, rtKey string }
@@ -137,6 +136,7 @@ func (r issuedRecords) discard(ctx context.Context, s store.Store) {
 	s.Delete(ctx, kindRT, r.rtKey)
 }
 
+// issue makes an access token and a refresh token for the grant.
 func (p *Proxy) issue(ctx context.Context, clientID, grantID, grantType string) ([]byte, issuedRecords, *tokenError) {
 	var g grantRecord
 	if err := getJSON(ctx, p.Store, kindGrant, grantID, &g); err != nil {

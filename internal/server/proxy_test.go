@@ -1,17 +1,23 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/internal/proxytest"
 	"github.com/entramcp/entramcp/internal/server"
 	"github.com/entramcp/entramcp/internal/testenv"
+	"github.com/entramcp/entramcp/mcpauth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 func getJSON(t *testing.T, url string) map[string]any {
@@ -123,5 +129,43 @@ func TestProxyModeConfiguration(t *testing.T) {
 	_, err = server.New(server.Config{Mode: "gateway", BaseURL: "http://127.0.0.1:1", TenantID: info.TenantID, ClientID: info.Apps.Server.ClientID}, nil, nil)
 	if !errors.As(err, &ce) || ce.Setting != "ENTRAMCP_MODE" {
 		t.Fatalf("unknown mode: %v", err)
+	}
+}
+
+// Step-up through the proxy, as an MCP client does it: a tool needs mcp-admin, the call gets
+// 403 insufficient_scope naming the scopes, the client signs in again asking for exactly
+// those, and the proxy's new token carries mcp-admin (the proxy asked Entra for it because the
+// server's policy lists it), so the call works.
+func TestProxyModeStepUp(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{
+		Config: func(c *emulator.Config) {
+			c.Applications[0].API.OAuth2PermissionScopes = append(c.Applications[0].API.OAuth2PermissionScopes,
+				emulator.PermissionScope{ID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", Value: "mcp-admin", Type: "User", IsEnabled: true})
+		},
+		Server: func(c *server.Config) { c.Mode = "proxy" },
+		Before: func(s *server.Server) {
+			s.MCPServer().AddTool(&mcp.Tool{Name: "elevated_tool", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
+			})
+			s.Policy().Require("elevated_tool", mcpauth.Requirement{Scopes: []string{"mcp-admin"}})
+		},
+	})
+	base := strings.TrimSuffix(env.MCPURL, "/mcp")
+	call := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"elevated_tool","arguments":{}}}`
+	resp, _ := env.PostMCP(t, call, map[string]string{"Authorization": "Bearer " + proxytest.AccessToken(t, env.Emulator.HTTPClient(), base, "alice")})
+	m := regexp.MustCompile(`scope="([^"]+)"`).FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != 403 || m == nil || !strings.Contains(m[1], "/mcp-admin") {
+		t.Fatalf("without mcp-admin: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	client := proxytest.Register(t, base, "Step-up client")
+	verifier := strings.Repeat("s", 60)
+	q := proxytest.SignInWith(t, env.Emulator.HTTPClient(), base, client, verifier, "alice", url.Values{"scope": {m[1]}})
+	status, tok := proxytest.Token(t, base, client, url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {proxytest.RedirectURI}, "code_verifier": {verifier}})
+	if status != 200 {
+		t.Fatalf("step-up sign-in: %d %v", status, tok)
+	}
+	elevated := connect(t, env, tok["access_token"].(string))
+	if res, err := elevated.CallTool(context.Background(), &mcp.CallToolParams{Name: "elevated_tool"}); err != nil || res.IsError {
+		t.Fatalf("after step-up through the proxy: %v %+v", err, res)
 	}
 }

@@ -211,6 +211,9 @@ func New(cfg Config, log *slog.Logger, auditOut io.Writer) (*Server, error) {
 		groups = s.graphTools
 	}
 	s.policy = mcpauth.NewPolicy(groups, s.onAudit)
+	if s.proxy != nil {
+		s.proxy.ExtraScopes = s.policy.StepUpScopes // so step-up after insufficient_scope can work
+	}
 	s.mcp = mcp.NewServer(&mcp.Implementation{Name: "entramcp", Title: "entramcp", Version: Version}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 		Instructions: "Tools run as the signed-in Microsoft Entra user.",
