@@ -355,7 +355,6 @@ func (p *Proxy) fullScopes(short []string) []string {
 	return out
 }
 
-
 // oauthErrorCode keeps an error code from Entra's redirect only if it looks like one (RFC 6749
 // error codes are short lowercase words); anything else becomes "unknown", so the redirect
 // query cannot put arbitrary text into the audit log or the client's error description.
