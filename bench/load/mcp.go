@@ -130,12 +130,21 @@ func (c *child) cpu() time.Duration {
 }
 
 func (c *child) post(client *http.Client, body string) (*http.Response, []byte, error) {
-	req, _ := http.NewRequest(http.MethodPost, c.URL, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+c.Token)
+	return postMCP(context.Background(), client, c.URL, c.Token, c.session, body)
+}
+
+// initializeRequest is the JSON-RPC initialize an MCP client opens a session with.
+const initializeRequest = `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`
+
+// postMCP posts one JSON-RPC message to an MCP endpoint with a bearer token (and the session,
+// once there is one) and returns the response with its body read.
+func postMCP(ctx context.Context, client *http.Client, mcpURL, token, session, body string) (*http.Response, []byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	if c.session != "" {
-		req.Header.Set("Mcp-Session-Id", c.session)
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
 		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
 	}
 	resp, err := client.Do(req)
@@ -169,7 +178,7 @@ func mcpRatio(conc int, d time.Duration, rounds, rate int, profileDir string) er
 	defer off.stop()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: 30 * time.Second}
 	for _, c := range []*child{on, off} {
-		resp, body, err := c.post(client, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`)
+		resp, body, err := c.post(client, initializeRequest)
 		if err != nil || resp.StatusCode != 200 {
 			return fmt.Errorf("%s initialize: %v %s", c.name, err, body)
 		}

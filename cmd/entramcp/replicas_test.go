@@ -21,6 +21,7 @@ import (
 	"github.com/entramcp/entramcp/emulator"
 	"github.com/entramcp/entramcp/internal/proxytest"
 	"github.com/entramcp/entramcp/internal/redistest"
+	"github.com/entramcp/entramcp/internal/testenv"
 	"github.com/entramcp/entramcp/store"
 )
 
@@ -146,7 +147,7 @@ func mcpInitialize(t *testing.T, mcpURL, token string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(testenv.Initialize))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")

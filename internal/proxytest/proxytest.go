@@ -53,20 +53,6 @@ func SignInWith(t testing.TB, browser *http.Client, base, clientID, verifier, us
 	return q
 }
 
-// Browse is the user's browser for a real MCP client that printed or "opened" authURL (our
-// /authorize): it approves our consent page, picks user on the emulator's sign-in page, and
-// follows the redirects back to the client's own loopback listener, which receives the code as
-// it would from a desktop browser. It returns the URL it delivered the code to and that page's
-// body.
-func Browse(t testing.TB, browser *http.Client, authURL, user string) (*url.URL, []byte) {
-	t.Helper()
-	back, body, err := signin.Browse(context.Background(), browser, authURL, user, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return back, body
-}
-
 // Approve submits "approve" on the proxy's consent page (its HTML in page) from browser, which
 // must hold the cookie the page set, and follows the redirects. It returns the last response
 // and its body.

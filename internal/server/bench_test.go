@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,20 +41,12 @@ func BenchmarkToolsCall(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					body := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(ids.Add(1), 10) + `,"method":"tools/call","params":{"name":"ping","arguments":{}}}`
-					req, _ := http.NewRequest(http.MethodPost, env.MCPURL, strings.NewReader(body))
-					for k, v := range headers {
-						req.Header.Set(k, v)
-					}
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Accept", "application/json, text/event-stream")
-					resp, err := client.Do(req)
+					resp, out, err := env.PostMCPWith(client, body, headers)
 					if err != nil {
 						b.Error(err)
 						return
 					}
-					out, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 || !strings.Contains(string(out), "pong") {
+					if resp.StatusCode != 200 || !strings.Contains(out, "pong") {
 						b.Errorf("%d %s", resp.StatusCode, out)
 						return
 					}

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -69,20 +68,12 @@ func BenchmarkGraphToolOBO(b *testing.B) {
 				for pb.Next() {
 					start := time.Now()
 					body := `{"jsonrpc":"2.0","id":` + strconv.FormatInt(ids.Add(1), 10) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`
-					req, _ := http.NewRequest(http.MethodPost, env.MCPURL, strings.NewReader(body))
-					for k, v := range headers {
-						req.Header.Set(k, v)
-					}
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Accept", "application/json, text/event-stream")
-					resp, err := client.Do(req)
+					_, out, err := env.PostMCPWith(client, body, headers)
 					if err != nil {
 						b.Error(err)
 						return
 					}
-					out, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if !strings.Contains(string(out), "Alice Example") {
+					if !strings.Contains(out, "Alice Example") {
 						b.Errorf("%s: %s", tool, out)
 						return
 					}

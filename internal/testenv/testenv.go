@@ -93,19 +93,29 @@ func Claims(t testing.TB, jwt string) map[string]any { t.Helper(); return emutes
 // PostMCP sends one JSON-RPC message to the MCP endpoint with the given headers.
 func (e *Env) PostMCP(t testing.TB, body string, headers map[string]string) (*http.Response, string) {
 	t.Helper()
+	resp, b, err := e.PostMCPWith(http.DefaultClient, body, headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// PostMCPWith is PostMCP through client, returning the error instead of failing the test (for
+// benchmark goroutines, which must not call FailNow).
+func (e *Env) PostMCPWith(client *http.Client, body string, headers map[string]string) (*http.Response, string, error) {
 	req, _ := http.NewRequest(http.MethodPost, e.MCPURL, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return resp, string(b), nil
 }
 
 // Initialize is the JSON-RPC initialize request.
