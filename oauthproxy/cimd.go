@@ -99,11 +99,7 @@ func (d *Documents) Lookup(ctx context.Context, clientID string) (*Client, error
 	if err := getJSON(ctx, d.Store, docFailKind, key, &failed); err == nil {
 		return nil, &DocumentError{failed}
 	}
-	limit := d.PerMinute
-	if limit <= 0 {
-		limit = 10
-	}
-	if !d.limits.allow(callerFrom(ctx), limit, time.Now()) {
+	if !d.limits.allow(callerFrom(ctx), d.PerMinute, time.Now()) {
 		return nil, ErrRateLimited
 	}
 	cl, ttl, err := d.fetch(ctx, clientID)

@@ -24,8 +24,12 @@ type rateWindow struct {
 	n     int
 }
 
-// allow counts one event for remote and reports whether it is within limit per minute.
+// allow counts one event for remote and reports whether it is within limit per minute
+// (limit <= 0: the default, 10).
 func (l *limiter) allow(remote string, limit int, now time.Time) bool {
+	if limit <= 0 {
+		limit = 10
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.windows == nil || len(l.windows) > 10_000 {

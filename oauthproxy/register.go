@@ -104,11 +104,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
 		return
 	}
-	limit := r.PerMinute
-	if limit <= 0 {
-		limit = 10
-	}
-	if !r.limits.allow(ClientAddress(req, r.TrustedProxies), limit, time.Now()) {
+	if !r.limits.allow(ClientAddress(req, r.TrustedProxies), r.PerMinute, time.Now()) {
 		w.Header().Set("Retry-After", "60")
 		oauthError(w, http.StatusTooManyRequests, "slow_down", "too many registrations from this address; try again in a minute")
 		return
